@@ -1,0 +1,93 @@
+"""The HTTP admin server every Scoot process runs: ``/health``, ``/admin/metrics.json``, ``/metrics``.
+
+Servers add their own paths (worker output files, bundlestore, status page) as WSGI apps mounted on a path
+prefix. Unknown paths answer 501 with the reference's text.
+"""
+
+import logging
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+from urllib.parse import parse_qs
+
+from gevent.pywsgi import WSGIServer
+
+from scootpy.metrics import Registry
+
+log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+UNKNOWN_PATH_TEXT = b"Common paths: '/health', '/admin/metrics.json', '/output', '/debug/pprof'\n"
+
+
+def respond(start_response: Callable, status: str, body: bytes = b"",
+            content_type: str = "text/plain; charset=utf-8", headers: Optional[List[Tuple[str, str]]] = None
+            ) -> List[bytes]:
+    """Send a complete, small response."""
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+                   + list(headers or []))
+    return [body]
+
+
+class _QuietLog:
+    """Route gevent's access log to debug level instead of stderr."""
+
+    def write(self, line: str) -> None:
+        log.debug(line.rstrip())
+
+
+class AdminServer:
+    """A gevent WSGI server with the admin endpoints plus mounted apps."""
+
+    def __init__(self, addr: Tuple[str, int], metrics: Registry,
+                 mounts: Iterable[Tuple[str, WsgiApp]] = (), allow: Optional[Callable[[str], bool]] = None):
+        self.metrics = metrics
+        self.mounts = sorted(mounts, key=lambda m: -len(m[0]))
+        self.allow = allow
+        self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog())
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        return self._server.address[:2]
+
+    def start(self) -> None:
+        self._server.start()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._server.stop(timeout=timeout)
+
+    def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if self.allow is not None and not self.allow(environ.get("REMOTE_ADDR", "")):
+            return respond(start_response, "403 Forbidden", b"forbidden\n")
+        path = environ.get("PATH_INFO", "")
+        if path == "/health":
+            return respond(start_response, "200 OK", b"ok")
+        if path == "/admin/metrics.json":
+            pretty = parse_qs(environ.get("QUERY_STRING", "")).get("pretty") == ["true"]
+            return respond(start_response, "200 OK", self.metrics.to_json(pretty).encode(),
+                           "application/json; charset=utf-8")
+        if path == "/metrics":
+            return respond(start_response, "200 OK", self.metrics.to_prometheus().encode(),
+                           "text/plain; version=0.0.4; charset=utf-8")
+        for prefix, app in self.mounts:
+            if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+                return app(environ, start_response)
+        return respond(start_response, "501 Not Implemented", UNKNOWN_PATH_TEXT,
+                       headers=[("X-Content-Type-Options", "nosniff")])
+
+
+def run_servers(*servers: Any) -> None:
+    """Start every server, then block until the process is told to stop (SIGINT/SIGTERM)."""
+    import signal
+
+    import gevent
+
+    for server in servers:
+        server.start()
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    stop.wait()
+    for server in servers:
+        server.stop()
