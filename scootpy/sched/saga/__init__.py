@@ -1,0 +1,1 @@
+"""The saga log: durable job records (StartSaga, StartTask, EndTask, EndSaga) and their state."""
