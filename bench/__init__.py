@@ -1,0 +1,1 @@
+"""The Scoot-py benchmark: `python -m bench` (or `make bench`) measures the performance table of the spec."""
