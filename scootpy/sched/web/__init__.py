@@ -1,0 +1,1 @@
+"""The scheduler's live status page (HTML at ``/``, data at ``/status.json``)."""
