@@ -39,6 +39,18 @@ class CorruptedSagaLogError(SagaLogError):
         self.saga_id = saga_id
 
 
+class InvalidSagaMessageError(ValueError):
+    """A message carries invalid parameters (empty or unusable saga/task id); never retry it."""
+
+
+class InvalidSagaStateError(ValueError):
+    """Applying a message would make the saga invalid (e.g. EndTask before StartTask); never retry it."""
+
+
+TASK_MESSAGE_TYPES = frozenset({MessageType.START_TASK, MessageType.END_TASK, MessageType.START_COMP_TASK,
+                                MessageType.END_COMP_TASK})
+
+
 class SagaLog(Protocol):
     """Where sagas are kept. Every method may raise SagaLogError."""
 
