@@ -8,6 +8,7 @@ mid-message while letting idle, well-behaved connections wait forever.
 
 import logging
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
@@ -16,11 +17,17 @@ import gevent
 import gevent.server
 import thriftpy2.protocol.binary as binary
 from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TException, TMessageType, TType
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
+
+# Element types a peer may announce in a list, set or map header, with their smallest encoded size. Every
+# element then costs at least one byte of the message budget, so no announced count can loop without reading.
+_MIN_ELEMENT_BYTES = {TType.BOOL: 1, TType.BYTE: 1, TType.DOUBLE: 8, TType.I16: 2, TType.I32: 4, TType.I64: 8,
+                      TType.STRING: 4, TType.STRUCT: 1, TType.MAP: 6, TType.SET: 5, TType.LIST: 5}
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,9 @@ class SocketTransport:
         return True
 
     def begin_reply(self) -> None:
-        """Reset the read budget before reading a reply (client side)."""
+        """Reset the read budget and the full I/O timeout before reading a reply (client side)."""
         self._budget = self.limits.max_message_bytes
+        self.sock.settimeout(self.io_timeout)
 
     def _fill(self, want: int) -> None:
         while len(self._rbuf) < want:
@@ -91,7 +99,7 @@ class SocketTransport:
         try:
             self._fill(n)
         except socket.timeout:
-            raise PeerError("peer stalled mid-message") from None
+            raise PeerError("timed out waiting for the peer") from None
         data = bytes(self._rbuf[:n])
         del self._rbuf[:n]
         return data
@@ -103,8 +111,17 @@ class SocketTransport:
         data, self._wbuf = bytes(self._wbuf), bytearray()
         self.sock.sendall(data)
 
-    def check_container(self, n: int) -> None:
-        if n < 0 or n > self.limits.max_container_items or n > self._budget:
+    def discard_output(self) -> None:
+        """Drop whatever was written since the last flush (a reply that failed half-way through encoding)."""
+        self._wbuf = bytearray()
+
+    def check_container(self, n: int, *element_types: int) -> None:
+        """Refuse a container header whose count or element types no honest message could have."""
+        for etype in element_types:
+            if etype not in _MIN_ELEMENT_BYTES:
+                raise PeerError(f"container announces invalid element type {etype}")
+        least = n * sum(_MIN_ELEMENT_BYTES[t] for t in element_types)
+        if n < 0 or n > self.limits.max_container_items or least > self._budget:
             raise PeerError(f"container of {n} items exceeds limits")
 
     def close(self) -> None:
@@ -114,13 +131,13 @@ class SocketTransport:
             pass
 
 
-def _guard(read_begin: Callable, count_index: int) -> Callable:
+def _guard(read_begin: Callable) -> Callable:
     """Wrap a thriftpy2 container-header reader so announced sizes are checked before any allocation."""
 
     def checked(inbuf):
         header = read_begin(inbuf)
         if isinstance(inbuf, SocketTransport):
-            inbuf.check_container(header[count_index])
+            inbuf.check_container(header[-1], *header[:-1])
         return header
 
     return checked
@@ -128,8 +145,8 @@ def _guard(read_begin: Callable, count_index: int) -> Callable:
 
 # thriftpy2's pure binary protocol looks these helpers up at call time; wrapping them lets our transport
 # veto absurd container sizes. Strings are bounded by the per-message budget inside SocketTransport.read.
-binary.read_list_begin = _guard(binary.read_list_begin, 1)
-binary.read_map_begin = _guard(binary.read_map_begin, 2)
+binary.read_list_begin = _guard(binary.read_list_begin)
+binary.read_map_begin = _guard(binary.read_map_begin)
 
 
 def _protocol(transport: SocketTransport) -> TBinaryProtocol:
@@ -207,7 +224,7 @@ class ThriftServer:
             while transport.wait_for_message():
                 if not self._serve_one(proto):
                     break
-        except (PeerError, OSError, binary.TProtocolException, UnicodeDecodeError, TException) as e:
+        except (PeerError, OSError, TException, struct.error, ValueError, RecursionError) as e:
             log.debug("dropping thrift connection from %s: %s", peer[0], e)
         except Exception:
             log.exception("dropping thrift connection from %s", peer[0])
@@ -257,8 +274,14 @@ class ThriftServer:
             log.error("%s reply lacks required fields %s; sending an error instead", name, missing)
             self._internal_error(proto, name, seqid, ValueError(f"reply lacks required field {missing[0]}"))
             return
-        proto.write_message_begin(name, TMessageType.REPLY, seqid)
-        result.write(proto)
+        try:
+            proto.write_message_begin(name, TMessageType.REPLY, seqid)
+            result.write(proto)
+        except Exception as e:  # the handler returned something that does not fit the IDL
+            log.error("%s reply cannot be encoded: %r", name, e)
+            proto.trans.discard_output()
+            self._internal_error(proto, name, seqid, ValueError(f"reply cannot be encoded: {e}"))
+            return
         proto.write_message_end()
         proto.trans.flush()
 
@@ -295,7 +318,9 @@ class ThriftClient:
     """A client for one remote service: ``client.RunJob(job)`` calls the remote ``RunJob``.
 
     Connects lazily, numbers calls 1, 2, 3 on each connection like the Go client, and after any failure
-    other than a declared IDL exception closes the connection so the next call re-dials.
+    other than a declared IDL exception closes the connection so the next call re-dials. Like the Go
+    client it refuses a reply for another method or seqid, or one lacking a required field. Not safe for
+    concurrent calls: give each greenlet its own client.
     """
 
     def __init__(self, service: Any, addr: str, timeout: float = 60.0, connect_timeout: float = 10.0,
@@ -350,13 +375,28 @@ class ThriftClient:
         transport.flush()
 
         transport.begin_reply()
-        _name, mtype, _seqid = proto.read_message_begin()
+        return self._read_reply(proto, name)
+
+    def _read_reply(self, proto: TBinaryProtocol, name: str) -> Any:
+        got_name, mtype, seqid = proto.read_message_begin()
+        if got_name != name:
+            raise TApplicationException(TApplicationException.WRONG_METHOD_NAME, f"{name} failed: wrong method name")
+        if seqid != self._seqid:
+            raise TApplicationException(TApplicationException.BAD_SEQUENCE_ID,
+                                        f"{name} failed: out of sequence response")
         if mtype == TMessageType.EXCEPTION:
             exc = TApplicationException()
             exc.read(proto)
             raise exc
+        if mtype != TMessageType.REPLY:
+            raise TApplicationException(TApplicationException.INVALID_MESSAGE_TYPE,
+                                        f"{name} failed: invalid message type")
         result = getattr(self.service, name + "_result")()
         result.read(proto)
+        missing = missing_required(result)
+        if missing:
+            field = go_field_name(missing[0].rsplit(".", 1)[-1].split("[")[0])
+            raise TProtocolException(TProtocolException.INVALID_DATA, f"Required field {field} is not set")
         for spec in result.thrift_spec.values():
             value = getattr(result, spec[1])
             if spec[1] != "success" and value is not None:
