@@ -1,0 +1,227 @@
+"""GitDB: snapshots stored in a git data repository, shared between machines as bundles.
+
+* ``fs`` snapshots are git trees made with ``git add --all`` + ``git write-tree`` and a private index (so
+  the id is exactly git's tree id of the directory); ``gc`` snapshots are commits.
+* With a store, every ingest uploads ``bs-<sha>.bundle`` (unless the store has it) and returns
+  ``bs-<kind>-<sha>--<sha>``; without one, ids are ``local-<kind>-<sha>``.
+* A ``bs`` id whose object is missing here is fetched from the store and unbundled into the data repo,
+  which is the permanent object cache; ``fs`` checkouts go to fresh directories (see checkouts.py), ``gc``
+  checkouts to the data repo's work tree (see worktree.py).
+
+Safe for many greenlets or threads and for several processes sharing one data repo: no ref is written
+except uniquely named temporary ones, every index is private, and bundles are written without refs.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+from scootpy.snapshots import bundles, git
+from scootpy.snapshots.checkouts import DEFAULT_CACHE_BYTES, CheckoutCache, remove_tree
+from scootpy.snapshots.ids import Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, local_id, parse_id
+from scootpy.snapshots.store import NotFound, Store
+from scootpy.snapshots.worktree import WorkTree
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GitDB", "SnapshotError"]
+
+UPLOAD_FAILURE_EXIT_CODE = 214
+READ_FAILURE_EXIT_CODE = 215
+EXPORT_FAILURE_EXIT_CODE = 216
+FS_WRAPPER_MESSAGE = "commit to distribute GitDB FSSnapshot via bundlestore"
+WORKING_DIR_MESSAGE = "__scoot_commit"
+# Wrapper commits are not part of any id; a fixed date makes their bundles reproducible.
+_FIXED_DATE = {"GIT_AUTHOR_DATE": "1262304000 +0000", "GIT_COMMITTER_DATE": "1262304000 +0000"}
+_KNOWN_UPLOADS = 4096
+
+
+def bundle_name(key: str) -> str:
+    return f"bs-{key}.bundle"
+
+
+class GitDB:
+    """A snapshot database over the git repository ``data_repo`` (created when missing). ``store`` is
+    where bundles go (None: local ids only); temporary files live under ``tmp_root`` (default: the system
+    temp dir) in a directory removed by :meth:`close`."""
+
+    def __init__(self, data_repo: Union[str, Path], store: Optional[Store] = None,
+                 tmp_root: Union[str, Path, None] = None, cache_bytes: int = DEFAULT_CACHE_BYTES):
+        self.repo = git.init_repo(Path(data_repo).absolute())
+        self.store = store
+        self.tmp = Path(tempfile.mkdtemp(prefix="scoot-gitdb-", dir=tmp_root))
+        self._checkouts = CheckoutCache(self.repo, self.tmp / "checkouts", cache_bytes)
+        self._worktree = WorkTree(self.repo)
+        self._lock = threading.Lock()
+        self._downloads: Dict[str, threading.Lock] = {}
+        self._uploaded: "OrderedDict[str, None]" = OrderedDict()
+
+    @property
+    def backends(self):
+        return ("local", "bs") if self.store is not None else ("local",)
+
+    def parse(self, snapshot_id: str) -> SnapshotRef:
+        return parse_id(snapshot_id, self.backends)
+
+    # -- creating snapshots ------------------------------------------------------------------------------
+
+    def ingest_dir(self, path: Union[str, Path]) -> str:
+        """Snapshot the directory ``path`` (gitignore honoured, empty dirs dropped, symlinks kept)."""
+        path = Path(os.path.abspath(path))
+        if path.is_symlink() or not path.is_dir():
+            raise SnapshotError(f"cannot ingest {path}: not a directory")
+        tree = self._write_tree(self.repo, path)
+        return self._publish(Kind.FS, tree)
+
+    def ingest_git_commit(self, repo_dir: Union[str, Path], commit: str) -> str:
+        """Snapshot ``commit`` (any commit-ish) of the repository ``repo_dir``."""
+        try:
+            sha = git.run_sha(["rev-parse", "--verify", f"{commit}^{{commit}}"], repo_dir)
+        except git.GitError as exc:
+            raise SnapshotError(f"not a valid commit: {commit}, {exc}") from None
+        self._move_commit(Path(repo_dir), self.repo, sha)
+        return self._publish(Kind.GC, sha)
+
+    def ingest_git_working_dir(self, repo_dir: Union[str, Path]) -> str:
+        """Snapshot HEAD of ``repo_dir`` plus its uncommitted and untracked (not ignored) files."""
+        top = git.toplevel(repo_dir)
+        index = Path(git.run_text(["rev-parse", "--path-format=absolute", "--git-path", "index"], top))
+        tree = self._write_tree(top, top, index if index.exists() else None)
+        commit = git.run_sha(["commit-tree", "-p", "HEAD", "-m", WORKING_DIR_MESSAGE, tree], top)
+        self._move_commit(top, self.repo, commit)
+        return self._publish(Kind.GC, commit)
+
+    def _write_tree(self, repo: Path, work_tree: Path, index_from: Optional[Path] = None) -> str:
+        scratch = Path(tempfile.mkdtemp(prefix="git-index", dir=self.tmp))
+        try:
+            index = scratch / "index"
+            if index_from is not None:
+                shutil.copyfile(index_from, index)
+            env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(work_tree)}
+            git.run(["add", "--all"], repo, env)
+            return git.run_sha(["write-tree"], repo, env)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _publish(self, kind: Kind, sha: str) -> str:
+        if self.store is None:
+            return local_id(kind, sha)
+        name = bundle_name(sha)
+        try:
+            if name not in self._uploaded and not self.store.exists(name):
+                tip = sha if kind is Kind.GC else git.run_sha(
+                    ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
+                self.upload_bundle(name, tip)
+        except SnapshotError as exc:
+            raise SnapshotError(str(exc), exit_code=UPLOAD_FAILURE_EXIT_CODE) from None
+        with self._lock:
+            self._uploaded[name] = None
+            while len(self._uploaded) > _KNOWN_UPLOADS:
+                self._uploaded.popitem(last=False)
+        return bundlestore_id(kind, sha)
+
+    def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None) -> None:
+        """Write a whole-history bundle of commit ``tip`` to the store as ``name``."""
+        with tempfile.TemporaryFile(dir=self.tmp) as spool:
+            bundles.write_bundle(self.repo, tip, spool)
+            spool.seek(0)
+            self.store.write(name, spool, ttl)
+
+    @staticmethod
+    def _move_commit(src: Path, dst: Path, sha: str) -> None:
+        """Make commit ``sha`` of ``src`` present in ``dst`` (a uniquely named temp ref carries it)."""
+        if src.resolve() == dst.resolve() or git.object_type(dst, sha) == "commit":
+            return
+        ref = f"refs/scoot/tmp/{uuid.uuid4().hex}"
+        git.run(["push", "-q", "-f", str(dst), f"{sha}:{ref}"], src,
+                {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "receive.autogc", "GIT_CONFIG_VALUE_0": "false"})
+        git.run(["update-ref", "-d", ref], dst)
+
+    # -- reading snapshots -------------------------------------------------------------------------------
+
+    def download(self, ref: SnapshotRef) -> None:
+        """Make ``ref.sha`` present in the data repo, fetching its bundle when needed."""
+        if git.sha_present(self.repo, ref.sha):
+            return
+        if ref.backend is not Backend.BUNDLESTORE:
+            git.run(["rev-parse", "--verify", f"{ref.sha}^{{object}}"], self.repo)
+            return
+        with self._lock:
+            lock = self._downloads.setdefault(ref.sha, threading.Lock())
+        try:
+            with lock:
+                if not git.sha_present(self.repo, ref.sha):
+                    self._unbundle(bundle_name(ref.bundle_key), ref.sha)
+        finally:
+            with self._lock:
+                self._downloads.pop(ref.sha, None)
+
+    def _unbundle(self, name: str, sha: str) -> None:
+        try:
+            stream = self.store.open_read(name)
+        except NotFound:
+            raise NotFound(f"bundle {name} not found in bundlestore {self.store.root}") from None
+        with stream:
+            bundles.unbundle(self.repo, stream)
+        if not git.sha_present(self.repo, sha):
+            raise SnapshotError(f"bundle {name} does not contain {sha}")
+
+    def checkout(self, snapshot_id: str) -> str:
+        """A directory holding the snapshot; hand it back with :meth:`release_checkout`. ``fs``: a fresh
+        directory per call. ``gc``: the data repo's work tree, held until released."""
+        ref = self.parse(snapshot_id)
+        self.download(ref)
+        if ref.kind is Kind.FS:
+            return self._checkouts.checkout(ref.sha)
+        return self._worktree.checkout(snapshot_id, ref.sha)
+
+    def release_checkout(self, path: Union[str, Path]) -> None:
+        """Give back a checkout; unknown paths are ignored."""
+        if Path(path) == self.repo:
+            self._worktree.release()
+        else:
+            self._checkouts.release(str(path))
+
+    def read_file(self, snapshot_id: str, path: str) -> bytes:
+        """The bytes of ``path`` in a ``bs-fs`` snapshot (a directory reads as its tree listing, a symlink
+        as its target), as ``git cat-file -p <tree>:<path>`` prints them."""
+        try:
+            ref = self.parse(snapshot_id)
+            if ref.backend is not Backend.BUNDLESTORE:
+                raise SnapshotError(f"DownloadTempRepo unimplemented in {ref.backend.value}Snapshot")
+            self.download(ref)
+            if ref.kind is not Kind.FS:
+                raise SnapshotError(f"can only ReadFileAll from an FSSnapshot, but {snapshot_id} is a {ref.kind.value}")
+            return git.run(["cat-file", "-p", f"{ref.sha}:{path}"], self.repo)
+        except SnapshotError as exc:
+            raise SnapshotError(str(exc), exit_code=READ_FAILURE_EXIT_CODE) from None
+
+    def export_git_commit(self, snapshot_id: str, repo_dir: Union[str, Path]) -> str:
+        """Copy a ``gc`` snapshot's commit into the repository ``repo_dir``; return its sha."""
+        try:
+            ref = self.parse(snapshot_id)
+            self.download(ref)
+            if ref.kind is not Kind.GC:
+                raise SnapshotError(f"cannot export non-GitCommitSnapshot {snapshot_id}: {ref.kind.value}")
+            self._move_commit(self.repo, git.toplevel(repo_dir), ref.sha)
+            return ref.sha
+        except SnapshotError as exc:
+            raise SnapshotError(str(exc), exit_code=EXPORT_FAILURE_EXIT_CODE) from None
+
+    def close(self) -> None:
+        """Remove every checkout and temporary file (the data repo stays)."""
+        self._checkouts.close()
+        self._worktree.release()
+        remove_tree(self.tmp)
+
+    def __enter__(self) -> "GitDB":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

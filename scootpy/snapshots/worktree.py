@@ -1,0 +1,99 @@
+"""The data repository's own work tree, where ``gc`` (commit) snapshots are checked out.
+
+Only one ``gc`` checkout can be out at a time: :meth:`WorkTree.checkout` takes a lock that
+:meth:`WorkTree.release` gives back. The lock is both in-process (greenlets/threads) and a ``flock`` on a
+file in ``.git`` (other processes sharing the data repo). As in the reference, checking out the id that is
+already checked out returns the work tree as the previous task left it; another id runs
+``git clean -ffdx`` and ``git checkout -fB scoot/__temp_for_checkout <sha>``.
+"""
+
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from scootpy.snapshots import git
+from scootpy.snapshots.ids import SnapshotError
+
+CLEAN_FAILURE_EXIT_CODE = 211
+CHECKOUT_FAILURE_EXIT_CODE = 212
+CHECKOUT_BRANCH = "scoot/__temp_for_checkout"
+_POLL_S = 0.02
+
+
+class WorkTree:
+    """The gc checkout slot of one data repository."""
+
+    def __init__(self, repo: Path):
+        self.repo = repo
+        git_dir = Path(git.run_text(["rev-parse", "--absolute-git-dir"], repo))
+        self._lock_path = git_dir / "scoot-worktree.lock"
+        self._current_path = git_dir / "scoot-current-gc"
+        self._thread_lock = threading.Lock()
+        self._fd: Optional[int] = None
+
+    def checkout(self, snapshot_id: str, sha: str) -> str:
+        """Check ``sha`` out into the work tree (blocking while another gc checkout is out); return the
+        repository directory, which the caller must hand back with :meth:`release`."""
+        self._acquire()
+        try:
+            if self._current() == snapshot_id:
+                return str(self.repo)
+            self._write_current("")
+            clean = ["clean", "-f", "-f", "-d", "-x"]
+            try:
+                git.run(clean, self.repo)
+            except git.GitError as exc:
+                raise _coded(exc, CLEAN_FAILURE_EXIT_CODE) from None
+            try:
+                git.run(["checkout", "-q", "-fB", CHECKOUT_BRANCH, sha], self.repo)
+            except git.GitError as exc:
+                raise _coded(exc, CHECKOUT_FAILURE_EXIT_CODE) from None
+            self._write_current(snapshot_id)
+            return str(self.repo)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def release(self) -> None:
+        """Give the work tree back (a no-op when it is not checked out)."""
+        if self._fd is not None:
+            self._release_lock()
+
+    def _acquire(self) -> None:
+        self._thread_lock.acquire()
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(_POLL_S)
+            except BaseException:
+                os.close(fd)
+                self._thread_lock.release()
+                raise
+        self._fd = fd
+
+    def _release_lock(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        self._thread_lock.release()
+
+    def _current(self) -> str:
+        try:
+            return self._current_path.read_text()
+        except OSError:
+            return ""
+
+    def _write_current(self, snapshot_id: str) -> None:
+        tmp = self._current_path.with_suffix(".tmp")
+        tmp.write_text(snapshot_id)
+        os.replace(tmp, self._current_path)
+
+
+def _coded(exc: git.GitError, code: int) -> SnapshotError:
+    return SnapshotError(str(exc), exit_code=code)
