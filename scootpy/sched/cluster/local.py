@@ -35,9 +35,13 @@ def parse_ps(text: str, pattern: "re.Pattern[str]") -> List[str]:
 
 
 def ps_fetch(proc: str, flag: str) -> Optional[List[str]]:
-    """Run ``ps x`` once and return the addresses found, or None if ``ps`` could not be run."""
+    """Run ``ps x`` once and return the addresses found, or None if ``ps`` could not be run.
+
+    ``ww`` keeps lines whole even when COLUMNS is set (readline sets it in the C environment), matching
+    what the reference's piped ``ps x`` sees.
+    """
     try:
-        done = subprocess.run(["ps", "x"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        done = subprocess.run(["ps", "xww"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               timeout=PS_TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError) as e:
         log.warning("ps x failed: %s", e)
