@@ -1,0 +1,60 @@
+"""Scheduler gauges under the reference's stat names (spec §1.4) and the read-only snapshot for status pages."""
+
+import time
+from typing import Any, Dict, List
+
+
+def update(scheduler: Any, step_seconds: float) -> None:
+    """Refresh the gauges after a step."""
+    m, cluster, jobs = scheduler.metrics, scheduler.cluster, list(scheduler.jobs.values())
+    running = sum(j.num_running for j in jobs)
+    outstanding = sum(j.num_tasks - j.num_completed for j in jobs)
+    lost = sum(1 for n in cluster.suspended.values() if n.time_lost is not None)
+    m.set("schedAcceptedJobsGauge", len(jobs))
+    m.set("schedInProgressTasksGauge", outstanding)
+    m.set("schedNumRunningTasksGauge", running)
+    m.set("schedNumWaitingTasksGauge", outstanding - running)
+    m.set("schedNumRunningJobsGauge", sum(1 for j in jobs if j.num_running or j.num_completed))
+    m.set("schedWaitingJobsGauge", sum(1 for j in jobs if not j.num_running and not j.num_completed))
+    m.set("availableNodes", len(cluster.healthy))
+    m.set("freeNodes", cluster.num_free())
+    m.set("runningNodes", cluster.num_running)
+    m.set("lostNodes", lost)
+    m.set("suspendedNodes", len(cluster.suspended))
+    m.set("offlinedNodes", len(cluster.offlined))
+    m.set("schedUptimeGauge_ms", int((time.time() - scheduler.started) * 1000))
+    m.set("schedStartGauge", int(scheduler.started))
+    m.observe("schedStepLatency_ms", step_seconds)
+
+
+def _task(task: Any) -> Dict[str, Any]:
+    status = task.last_status
+    state = status.state.name if status is not None and task.status.value != "NOT_STARTED" else task.status.value
+    if task.status.value == "IN_PROGRESS":
+        state = "RUNNING"
+    return {"id": task.task_id, "state": state, "worker": task.node_id,
+            "run_id": status.run_id if status else "", "exit_code": status.exit_code if status else None,
+            "out_uri": status.out_uri if status else "", "err_uri": status.err_uri if status else "",
+            "error": status.error if status else ""}
+
+
+def _job(job: Any, now: float, max_tasks: int) -> Dict[str, Any]:
+    tasks = list(job.tasks.values())
+    return {"id": job.id, "status": "COMPLETED" if job.done else "IN_PROGRESS", "requestor": job.requestor,
+            "tag": job.tag, "priority": job.priority, "age_s": round(now - job.created, 3),
+            "killed": job.killed, "tasks_total": job.num_tasks, "tasks_done": job.num_completed,
+            "tasks_running": job.num_running, "tasks": [_task(t) for t in tasks[:max_tasks]]}
+
+
+def snapshot(scheduler: Any, max_tasks_per_job: int = 1000) -> Dict[str, Any]:
+    """Jobs in progress (at most ``max_tasks_per_job`` tasks each), workers and totals, as plain data."""
+    now = time.time()
+    workers: List[Dict[str, Any]] = []
+    for node, state in scheduler.cluster.states():
+        task = f"{node.job_id}/{node.task_id}" if node.task_id else ""
+        workers.append({"id": node.node_id, "state": state, "task": task})
+    workers.sort(key=lambda w: w["id"])
+    return {"scheduler": {"uptime_s": round(now - scheduler.started, 3),
+                          "current_tasks": scheduler.current_tasks(), "max_tasks": scheduler.throttle},
+            "jobs": [_job(j, now, max_tasks_per_job) for j in scheduler.jobs.values()],
+            "workers": workers}

@@ -1,0 +1,219 @@
+"""One try of one task on one worker (spec §4.6, §4.7, §6.2), run in its own greenlet.
+
+The runner logs StartTask, sends Run, polls QueryWorker (5 ms at first, doubling up to 250 ms, so short
+tasks are seen finished within milliseconds), records a RUNNING StartTask the first time it sees one, and
+classifies the outcome. A final outcome is logged as EndTask before the loop hears of it; a retryable one
+is not logged. Kills interrupt it at any point (``abort``).
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+import gevent
+import gevent.event
+
+from scootpy.runs import RunCommand, RunState, RunStatus
+from scootpy.sched.cluster.client import WorkerUnreachable
+from scootpy.sched.config import SchedulerConfig
+from scootpy.sched.saga.codec import encode_run_status
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_TRAILER = " -> Error(s) encountered, canceling task."
+USER_REQUESTED = "UserRequested"
+
+
+@dataclass(frozen=True)
+class TryResult:
+    """How a try ended. ``final``: the task is done (EndTask written when ``logged``); else retry it.
+
+    ``infra`` marks failures of the worker or the path to it rather than of the command.
+    """
+
+    status: RunStatus
+    final: bool
+    infra: bool = False
+    logged: bool = False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: RunStatus
+    user_abort: bool = False
+    error: Optional[str] = None
+    infra: bool = False
+
+
+def empty_status_error(job_id: str, task_id: str, err: str) -> str:
+    return f"Empty run status, jobId: {job_id}, taskId: {task_id}, err: {err}"
+
+
+class TaskRunner:
+    """Drive one try; ``run()`` is the greenlet body and returns the TryResult (also given to ``on_done``)."""
+
+    def __init__(self, cmd: RunCommand, saga: Any, client: Any, config: SchedulerConfig, timeout_s: float,
+                 final_on_failure: bool, final_on_infra: bool, node_alive: Callable[[], bool],
+                 on_done: Callable[["TaskRunner", TryResult], None]):
+        self.cmd = cmd
+        self.saga = saga
+        self.client = client
+        self.config = config
+        self.timeout_s = timeout_s
+        self.final_on_failure = final_on_failure
+        self.final_on_infra = final_on_infra
+        self.node_alive = node_alive
+        self.on_done = on_done
+        self._abort: Optional[Tuple[bool, str]] = None
+        self._wake = gevent.event.Event()
+        self.run_id = ""
+        self.last: Optional[RunStatus] = None
+
+    def abort(self, end_task: bool = True, error: str = USER_REQUESTED) -> None:
+        """Ask the try to stop at its next checkpoint (a kill); it then records ABORTED."""
+        if self._abort is None:
+            self._abort = (end_task, error)
+            self._wake.set()
+
+    def run(self) -> TryResult:
+        try:
+            result = self._run()
+        except Exception as e:  # a bug here must not lose the task: report it as an infrastructure failure
+            log.exception("job %s task %s: runner failed", self.cmd.job_id, self.cmd.task_id)
+            result = self._finish(_Outcome(RunStatus(RunState.UNKNOWN), error=str(e), infra=True))
+        finally:
+            self.client.close()
+        self.on_done(self, result)
+        return result
+
+    def _run(self) -> TryResult:
+        try:
+            self.saga.start_task(self.cmd.task_id, None)
+        except Exception as e:
+            log.warning("job %s task %s: StartTask failed: %s", self.cmd.job_id, self.cmd.task_id, e)
+            return TryResult(RunStatus(RunState.FAILED, error=str(e)), final=False)
+        return self._finish(self._run_and_wait())
+
+    def _aborted(self, run_id: str = "") -> Optional[_Outcome]:
+        if self._abort is None:
+            return None
+        end_task, error = self._abort
+        status = RunStatus(RunState.ABORTED, run_id=run_id, error=error, job_id=self.cmd.job_id,
+                           task_id=self.cmd.task_id)
+        return _Outcome(status, user_abort=end_task)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    def _run_and_wait(self) -> _Outcome:
+        status = self._start()
+        if isinstance(status, _Outcome):
+            return status
+        if status.state.is_done:
+            return _Outcome(status)
+        self.run_id = status.run_id
+        return self._poll(time.monotonic() + self.timeout_s + self.config.task_timeout_overhead)
+
+    def _start(self):
+        """Send Run, retrying RPC failures within the retry budget; an _Outcome means the try is over."""
+        elapsed = 0.0
+        while True:
+            aborted = self._aborted()
+            if aborted:
+                return aborted
+            try:
+                status = self.client.run(self.cmd)
+            except WorkerUnreachable as e:
+                if (elapsed + self.config.runner_retry_interval >= self.config.runner_retry_timeout
+                        or not self.node_alive()):
+                    return _Outcome(RunStatus(RunState.UNKNOWN), error=str(e), infra=True)
+                log.info("job %s task %s: retrying Run: %s", self.cmd.job_id, self.cmd.task_id, e)
+                self._sleep(self.config.runner_retry_interval)
+                elapsed += self.config.runner_retry_interval
+                continue
+            aborted = self._aborted()
+            if aborted:
+                self._abort_run(status.run_id)
+                return aborted
+            return status
+
+    def _poll(self, deadline: float) -> _Outcome:
+        delay, err_elapsed, include_running = self.config.poll_start, 0.0, True
+        while True:
+            aborted = self._aborted(self.run_id)
+            if aborted:
+                self._abort_run(self.run_id)
+                return aborted
+            if time.monotonic() >= deadline:
+                self._abort_run(self.run_id)
+                return _Outcome(RunStatus(RunState.TIMEDOUT, run_id=self.run_id))
+            try:
+                runs = self.client.query().runs
+            except WorkerUnreachable as e:
+                err_elapsed += self.config.runner_retry_interval
+                if err_elapsed >= self.config.runner_retry_timeout or not self.node_alive():
+                    self._abort_run(self.run_id)
+                    return _Outcome(RunStatus(RunState.UNKNOWN), error=str(e), infra=True)
+                self._sleep(self.config.runner_retry_interval)
+                continue
+            mine = [r for r in runs if r.run_id == self.run_id]
+            if not mine:
+                return _Outcome(RunStatus(RunState.UNKNOWN), infra=True,
+                                error=f"run {self.run_id} is unknown to the worker (restarted?)")
+            status = mine[0]
+            self.last = status
+            if status.state.is_done:
+                if status.state != RunState.COMPLETE:
+                    self._abort_run(self.run_id)
+                return _Outcome(status)
+            if status.state == RunState.RUNNING and include_running:
+                include_running = False
+                self._log(self.saga.start_task, status)
+            self._sleep(delay)
+            delay = min(delay * 2, self.config.poll_max)
+
+    def _abort_run(self, run_id: str) -> None:
+        if not run_id:
+            return
+        try:
+            self.client.abort(run_id)
+        except Exception as e:
+            log.debug("job %s task %s: Abort %s: %s", self.cmd.job_id, self.cmd.task_id, run_id, e)
+
+    def _log(self, write: Callable, status: RunStatus) -> bool:
+        try:
+            write(self.cmd.task_id, encode_run_status(status))
+            return True
+        except Exception as e:
+            log.warning("job %s task %s: saga write failed: %s", self.cmd.job_id, self.cmd.task_id, e)
+            return False
+
+    def _finish(self, outcome: _Outcome) -> TryResult:
+        """Classify the outcome (§4.6 with decision 3) and write EndTask when it is final."""
+        status, state = outcome.status, outcome.status.state
+        if outcome.error is None and state == RunState.COMPLETE:
+            final, dead_letter = True, False
+        elif outcome.user_abort or (outcome.error is None and state in (RunState.TIMEDOUT, RunState.ABORTED)):
+            final, dead_letter = True, True
+        elif outcome.infra:
+            final = dead_letter = self.final_on_infra
+        else:
+            final = dead_letter = self.final_on_failure
+        error = status.error
+        if state == RunState.UNKNOWN:
+            state, error = RunState.FAILED, empty_status_error(self.cmd.job_id, self.cmd.task_id,
+                                                               outcome.error or status.error)
+        if dead_letter:
+            error += DEAD_LETTER_TRAILER
+        status = RunStatus(state, run_id=status.run_id, out_uri=status.out_uri, err_uri=status.err_uri,
+                           error=error, exit_code=status.exit_code, snapshot_id=status.snapshot_id,
+                           job_id=status.job_id or self.cmd.job_id, task_id=status.task_id or self.cmd.task_id,
+                           tag=status.tag)
+        self.last = status
+        if not final:
+            log.info("job %s task %s: try failed, will retry: %s", self.cmd.job_id, self.cmd.task_id,
+                     outcome.error or status.error)
+            return TryResult(status, final=False, infra=outcome.infra)
+        logged = self._log(self.saga.end_task, status)
+        return TryResult(status, final=True, infra=outcome.infra, logged=logged)
