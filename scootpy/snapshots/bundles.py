@@ -10,9 +10,12 @@ SHA-1), so a server can refuse a damaged upload before publishing it.
 """
 
 import hashlib
+import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, List, Tuple
 
 from scootpy.snapshots import git
@@ -107,7 +110,19 @@ def unbundle(repo: git.PathLike, stream: BinaryIO) -> BundleHeader:
     missing = missing_objects(repo, header.prerequisites)
     if missing:
         raise BundleError(LACKS_PREREQUISITES + "\n" + "\n".join(missing))
-    args = ["index-pack", "--stdin", "--fix-thin"]
+    objects = Path(git.run_text(["rev-parse", "--git-path", "objects"], repo))
+    objects = objects if objects.is_absolute() else Path(repo) / objects
+    incoming = Path(tempfile.mkdtemp(prefix="scoot-incoming-", dir=objects))
+    try:
+        _index_pack(repo, head, stream, incoming / "incoming.pack")
+        _publish_pack(incoming, objects / "pack")
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return header
+
+
+def _index_pack(repo: git.PathLike, head: bytes, stream: BinaryIO, pack: Path) -> None:
+    args = ["index-pack", "--stdin", "--fix-thin", str(pack)]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(["git", *args], cwd=str(repo), env=git.git_env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=err)
@@ -122,7 +137,21 @@ def unbundle(repo: git.PathLike, stream: BinaryIO) -> BundleHeader:
             err.seek(0)
             text = err.read(64 * 1024).decode(errors="replace").strip()
             raise BundleError(f"invalid bundle: git index-pack failed: {text}")
-    return header
+
+
+def _publish_pack(incoming: Path, pack_dir: Path) -> None:
+    """Move a verified pack into the repository: the ``.pack`` first, its index last (git's order)."""
+    name = f"pack-{_trailer(incoming / 'incoming.pack')}"
+    for suffix in (".pack", ".rev", ".idx"):
+        src = incoming / f"incoming{suffix}"
+        if src.exists():
+            os.replace(src, pack_dir / f"{name}{suffix}")
+
+
+def _trailer(pack: Path) -> str:
+    with open(pack, "rb") as f:
+        f.seek(-20, os.SEEK_END)
+        return f.read(20).hex()
 
 
 def _pump(head: bytes, stream: BinaryIO, sink: BinaryIO) -> None:
