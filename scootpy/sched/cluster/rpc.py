@@ -12,7 +12,7 @@ import gevent.lock
 from scootpy.idl import worker
 from scootpy.runs import RunCommand, RunStatus, run_command_to_thrift, run_status_from_thrift
 from scootpy.sched.cluster.client import DEFAULT_POLLING_PERIOD_S, WorkerStatus, WorkerUnreachable
-from scootpy.thriftrpc import ThriftClient, missing_required
+from scootpy.thriftrpc import ThriftClient
 
 DEFAULT_TIMEOUT_S = 60.0
 MAX_CONNECT_TIMEOUT_S = 10.0
@@ -31,18 +31,17 @@ class RpcWorkerClient:
 
     def run(self, cmd: RunCommand) -> RunStatus:
         """Call ``Run``; every optional RunCommand field is sent, as the reference scheduler does."""
-        return self._run_status("Run", self._call("Run", run_command_to_thrift(cmd)))
+        return run_status_from_thrift(self._call("Run", run_command_to_thrift(cmd)))
 
     def query(self) -> WorkerStatus:
         """Call ``QueryWorker``."""
         reply = self._call("QueryWorker")
-        self._check_complete("QueryWorker", reply)
         return WorkerStatus(runs=[run_status_from_thrift(r) for r in reply.runs],
                             initialized=bool(reply.initialized), error=reply.error)
 
     def abort(self, run_id: str) -> RunStatus:
         """Call ``Abort``."""
-        return self._run_status("Abort", self._call("Abort", run_id))
+        return run_status_from_thrift(self._call("Abort", run_id))
 
     def close(self) -> None:
         """Close the connection (a later call would dial again)."""
@@ -50,20 +49,15 @@ class RpcWorkerClient:
             self._client.close()
 
     def _call(self, method: str, *args: Any) -> Any:
+        """Call ``method``; the Thrift client has already refused replies lacking required fields."""
         with self._lock:
             try:
-                return self._client.call(method, *args)
+                reply = self._client.call(method, *args)
             except Exception as e:  # any failure of the exchange means no usable answer
                 raise WorkerUnreachable(self.node_id, f"{method}: {_describe(e)}") from e
-
-    def _run_status(self, method: str, reply: Any) -> RunStatus:
-        self._check_complete(method, reply)
-        return run_status_from_thrift(reply)
-
-    def _check_complete(self, method: str, reply: Any) -> None:
-        missing = missing_required(reply) if reply is not None else ["reply"]
-        if missing:
-            raise WorkerUnreachable(self.node_id, f"{method}: reply lacks required field {missing[0]}")
+        if reply is None:
+            raise WorkerUnreachable(self.node_id, f"{method}: reply has no result")
+        return reply
 
     def __repr__(self) -> str:
         return f"RpcWorkerClient({self.node_id!r})"
