@@ -5,6 +5,7 @@ import sys
 import time
 
 import gevent
+import gevent.event
 import gevent.queue
 import pytest
 
@@ -190,6 +191,22 @@ def test_stop_ends_delivery():
     sets.sets = [["a:1", "b:1", "c:1"]]
     gevent.sleep(0.05)
     assert all(batch != [add("c:1")] for batch in list(got.batches.queue))
+
+
+def test_stop_lets_a_delivery_in_progress_finish():
+    finished = []
+    entered = gevent.event.Event()
+
+    def slow(updates):
+        entered.set()
+        gevent.sleep(0.05)
+        finished.append(updates)
+
+    m = fixed(["a:1"], "static")
+    m.start(slow)
+    assert entered.wait(5)
+    m.stop()
+    assert finished == [[add("a:1")]]
 
 
 # --- the membership file -----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ ADD = "add"
 REMOVE = "remove"
 
 Fetch = Callable[[], Optional[List[str]]]  # the full node set now, or None when it cannot be known this time
+RETRY_S = 1.0  # a fixed membership whose delivery failed tries again after this long
 OnChange = Callable[[List["NodeUpdate"]], None]
 
 
@@ -71,15 +72,16 @@ class Membership:
         self._greenlet = gevent.spawn(self._run)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop fetching; no call to ``on_change`` starts after this returns."""
+        """Stop fetching. A delivery in progress may finish (up to ``timeout``); none starts afterwards."""
         self._stopping.set()
         if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=timeout)
+            self._greenlet.join(timeout)
+            self._greenlet.kill(block=True, timeout=1.0)
 
     def step(self) -> List[NodeUpdate]:
         """Fetch once and deliver the differences; returns them (empty when nothing changed)."""
         fetched = self._fetch()
-        if fetched is None:
+        if fetched is None or self._stopping.is_set():
             return []
         new = sorted(set(fetched))
         updates = diff_nodes(self._nodes, new)
@@ -100,7 +102,7 @@ class Membership:
                 log.exception("%s membership: update failed", self.name)
             if self.interval is None and self._delivered:
                 return
-            self._stopping.wait(self.interval if self.interval is not None else 1.0)
+            self._stopping.wait(self.interval if self.interval is not None else RETRY_S)
 
     def __repr__(self) -> str:
         return f"Membership({self.name!r}, nodes={len(self._nodes)})"
