@@ -242,7 +242,7 @@ def test_member_file_follows_edits(tmp_path):
     assert fetch() == []
 
 
-def test_member_file_unreadable_keeps_the_set(tmp_path):
+def test_member_file_unreadable_keeps_the_set_and_warns_once(tmp_path, caplog):
     path = tmp_path / "members.txt"
     path.write_text("w1:1\n")
     fetch = MemberFile(str(path))
@@ -251,6 +251,17 @@ def test_member_file_unreadable_keeps_the_set(tmp_path):
     path.mkdir()  # now a directory: cannot be read
     assert fetch() == ["w1:1"]
     assert fetch() == ["w1:1"]
+    assert len([r for r in caplog.records if "keeping 1 workers" in r.getMessage()]) == 1
+    path.rmdir()
+    assert fetch() == []
+    assert fetch() == []
+    assert len([r for r in caplog.records if "does not exist" in r.getMessage()]) == 1
+
+
+def test_member_file_with_crlf_and_byte_order_mark(tmp_path):
+    path = tmp_path / "members.txt"
+    path.write_bytes(b"\xef\xbb\xbfw1:1\r\nw2:2\r\n")
+    assert MemberFile(str(path))() == ["w1:1", "w2:2"]
 
 
 def test_member_file_size_is_bounded(tmp_path, monkeypatch):

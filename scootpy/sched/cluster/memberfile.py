@@ -53,17 +53,17 @@ class MemberFile:
         self._signature: Optional[Tuple[int, ...]] = None
         self._text: Optional[str] = None
         self._nodes: List[str] = []
+        self._problem = ""
 
     def __call__(self) -> Optional[List[str]]:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            if self._text != "":
-                log.warning("membership file %s does not exist: no workers", self.path)
+            self._report("does not exist: no workers")
             self._signature, self._text, self._nodes = None, "", []
             return []
         except OSError as e:
-            log.warning("membership file %s: %s; keeping %d workers", self.path, e, len(self._nodes))
+            self._report(f"{e}; keeping {len(self._nodes)} workers")
             return None
         signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if signature != self._signature:
@@ -75,19 +75,27 @@ class MemberFile:
             with open(self.path, "rb") as f:
                 data = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
-            log.warning("membership file %s: %s; keeping %d workers", self.path, e, len(self._nodes))
-            self._signature = signature  # retry once the file changes, without a warning every poll
+            self._report(f"{e}; keeping {len(self._nodes)} workers")
+            self._signature = signature  # retry once the file changes
             return
+        self._problem = ""
         if len(data) > MAX_FILE_BYTES:
             log.warning("membership file %s is larger than %d bytes; reading only the start",
                         self.path, MAX_FILE_BYTES)
             data = data[:MAX_FILE_BYTES].rsplit(b"\n", 1)[0]
         racy = time.time() - mtime < RACY_WINDOW_S
         self._signature = None if racy else signature
-        text = data.decode("utf-8", "replace")
+        text = data.decode("utf-8-sig", "replace")
         if text != self._text:
             self._text = text
             self._nodes = parse_members(text, self.path)
+
+
+    def _report(self, problem: str) -> None:
+        """Log a problem with the file once, not on every poll."""
+        if problem != self._problem:
+            log.warning("membership file %s: %s", self.path, problem)
+            self._problem = problem
 
 
 def file_membership(path: str, interval: float = FILE_INTERVAL_S) -> Membership:
