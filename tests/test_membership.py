@@ -308,3 +308,15 @@ def test_ps_fetch_finds_a_real_process_and_loses_it(procs):
         assert node_id not in m.nodes()
     finally:
         m.stop()
+
+
+def test_ps_missing_or_failing_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert ps_fetch("workerserver", "thrift_addr") is None  # no ps at all
+    failing = tmp_path / "ps"
+    failing.write_text("#!/bin/sh\necho '1 ? S 0:00 workerserver -thrift_addr a:1'\nexit 1\n")
+    failing.chmod(0o755)
+    assert ps_fetch("workerserver", "thrift_addr") is None  # ps failed: its output is not trusted
+    m = local_membership(interval=1.0)
+    assert m.step() == []
+    assert m.nodes() == []
