@@ -155,12 +155,25 @@ def _duration(obj: Dict[str, Any], key: str) -> float:
         raise ConfigError(str(e)) from None
 
 
+# Our own optional knobs (the reference hard-codes these); a Go scheduler ignores unknown keys.
+_EXTRA_DURATIONS = (("RunnerRetryTimeout", "runner_retry_timeout"), ("RunnerRetryInterval", "runner_retry_interval"),
+                    ("ReadyFnBackoff", "ready_backoff"), ("MaxLostDuration", "max_lost"))
+
+
 def scheduler_config_from_dict(obj: Dict[str, Any]) -> SchedulerConfig:
-    """Read the SchedulerConfig option, applying the reference's in-code defaults for zero values."""
+    """Read the SchedulerConfig option, applying the reference's in-code defaults for zero values.
+
+    Besides the reference's fields it reads ``InfraRetriesPerTask`` and the durations ``RunnerRetryTimeout``,
+    ``RunnerRetryInterval``, ``ReadyFnBackoff`` and ``MaxLostDuration``.
+    """
     timeout = _duration(obj, "DefaultTaskTimeout") or DEFAULT_TASK_TIMEOUT_S
     overhead = _duration(obj, "TaskTimeoutOverhead") or DEFAULT_TASK_TIMEOUT_OVERHEAD_S
     admins = tuple(a for a in _typed(obj, "Admins", "", str).split(",") if a)
+    base = SchedulerConfig()
+    extras = {name: _duration(obj, key) or getattr(base, name) for key, name in _EXTRA_DURATIONS}
     return SchedulerConfig(
+        **extras,
+        infra_retries=max(0, _typed(obj, "InfraRetriesPerTask", DEFAULT_INFRA_RETRIES, int)),
         max_retries=max(0, _typed(obj, "MaxRetriesPerTask", 0, int)),
         recover_jobs_on_startup=_typed(obj, "RecoverJobsOnStartup", False, bool),
         default_task_timeout=timeout, task_timeout_overhead=overhead,

@@ -111,6 +111,9 @@ class TaskRunner:
         if isinstance(status, _Outcome):
             return status
         if status.state.is_done:
+            if status.state == RunState.FAILED and not status.run_id:
+                # Refused before running (e.g. the worker is busy): the command never ran, try elsewhere.
+                return _Outcome(RunStatus(RunState.UNKNOWN), error=status.error or "run refused", infra=True)
             return _Outcome(status)
         self.run_id = status.run_id
         return self._poll(time.monotonic() + self.timeout_s + self.config.task_timeout_overhead)

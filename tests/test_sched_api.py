@@ -1,0 +1,166 @@
+"""The real ``scheduler`` binary over Thrift: CloudScoot error texts, throttle, workers, HTTP, flags (spec §1, §2)."""
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from thriftpy2.thrift import TApplicationException
+
+from scootpy.idl import scoot
+from scootpy.thriftrpc import ThriftClient
+from tests.procs import binary, free_port, wait_port
+
+CONFIG = {"Cluster": {"Type": "memory", "Count": 3}, "SagaLog": {"Type": "memory"},
+          "SchedulerConfig": {"Admins": "root,ops"}}
+
+
+@pytest.fixture(scope="module")
+def sched(tmp_path_factory):
+    from tests.procs import Processes
+
+    group = Processes()
+    thrift, http = free_port(), free_port()
+    proc = group.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-config", json.dumps(CONFIG), "-log_level", "error",
+                        "-grpc_addr", "localhost:1"], cwd=str(tmp_path_factory.mktemp("sched")))
+    try:
+        wait_port(thrift, proc=proc)
+        wait_port(http, proc=proc)
+        client = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=20)
+        yield client, http
+        client.close()
+    finally:
+        group.stop_all()
+
+
+def task(task_id="t", argv=("true",), **kw):
+    return scoot.TaskDefinition(command=scoot.Command(argv=list(argv), envVars={}), taskId=task_id, **kw)
+
+
+def job(*tasks, **kw):
+    return scoot.JobDefinition(tasks=list(tasks), **kw)
+
+
+def internal_error(method, text):
+    return pytest.raises(TApplicationException, match="^" + f"Internal error processing {method}: {text}"
+                         .replace("(", r"\(").replace(")", r"\)").replace(".", r"\.") + "$")
+
+
+@pytest.mark.parametrize("definition,text", [
+    (None, "nil job definition"),
+    (job(), "invalid job. Must have at least 1 task; was empty"),
+    (job(task("")), 'invalid task id "".'),
+    (job(task("a", argv=())), "invalid task.Command.Argv. Must have at least one argument; was empty"),
+    (job(task(None)), "nil taskId"),
+    (job(task("a"), priority=3), "Invalid priority 3, must be between 0-2 inclusive"),
+    (job(task("a"), priority=-1), "Invalid priority -1, must be between 0-2 inclusive"),
+    (job(task("a"), task("b"), task("a")), "Invalid dup taskID a"),
+])
+def test_run_job_rejections(sched, definition, text):
+    client, _ = sched
+    with internal_error("RunJob", text) as exc:
+        client.RunJob(definition)
+    assert exc.value.type == TApplicationException.INTERNAL_ERROR
+
+
+def test_run_job_then_status_completes(sched):
+    client, _ = sched
+    job_id = client.RunJob(job(task("a"), task("b"), tag="x")).id
+    deadline = time.monotonic() + 10
+    status = client.GetStatus(job_id)
+    while status.status != scoot.Status.COMPLETED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+        status = client.GetStatus(job_id)
+    assert status.taskStatus == {"a": scoot.Status.COMPLETED, "b": scoot.Status.COMPLETED}
+    assert status.taskData["a"].status == scoot.RunStatusState.COMPLETE
+
+
+def test_unknown_job_status_is_not_started(sched):
+    client, _ = sched
+    status = client.GetStatus("nosuchjob")
+    assert (status.id, status.status, status.taskStatus, status.taskData) == ("nosuchjob", scoot.Status.NOT_STARTED,
+                                                                              {}, {})
+
+
+def test_kill_unknown_job(sched):
+    client, _ = sched
+    with pytest.raises(TApplicationException, match=r"^Internal error processing KillJob: Cannot kill Job Id "
+                                                    r"no-such-job, not found\. \(This error can be ignored"):
+        client.KillJob("no-such-job")
+
+
+def test_scheduler_status_throttle_is_stored_and_reported(sched):
+    client, _ = sched
+    assert client.GetSchedulerStatus().maxTasks == -1
+    with internal_error("SetSchedulerStatus", "invalid tasks limit:-2. Must be >= -1."):
+        client.SetSchedulerStatus(-2)
+    client.SetSchedulerStatus(0)
+    assert client.GetSchedulerStatus().maxTasks == 0
+    client.RunJob(job(task("a")))  # advisory only
+    client.SetSchedulerStatus(-1)
+    assert client.GetSchedulerStatus().maxTasks == -1
+
+
+def test_offline_and_reinstate_worker(sched):
+    client, _ = sched
+    with internal_error("OfflineWorker", "Requestor mallory unauthorized to offline worker"):
+        client.OfflineWorker(scoot.OfflineWorkerReq(id="inmemory0", requestor="mallory"))
+    with internal_error("OfflineWorker", "Node bogus was not present in nodes. It can't be offlined."):
+        client.OfflineWorker(scoot.OfflineWorkerReq(id="bogus", requestor="root"))
+    client.OfflineWorker(scoot.OfflineWorkerReq(id="inmemory0", requestor="root"))
+    with internal_error("OfflineWorker", "Node inmemory0 was not present in nodes. It can't be offlined."):
+        client.OfflineWorker(scoot.OfflineWorkerReq(id="inmemory0", requestor="ops"))
+    with internal_error("ReinstateWorker", "Requestor x unauthorized to reinstate worker"):
+        client.ReinstateWorker(scoot.ReinstateWorkerReq(id="inmemory0", requestor="x"))
+    client.ReinstateWorker(scoot.ReinstateWorkerReq(id="inmemory0", requestor="root"))
+    with internal_error("ReinstateWorker", "Node inmemory0 was not present in offlinedNodes. It can't be reinstated."):
+        client.ReinstateWorker(scoot.ReinstateWorkerReq(id="inmemory0", requestor="root"))
+
+
+def test_http_health_metrics_and_status_page(sched):
+    _, http = sched
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/health") as r:
+        assert r.read() == b"ok"
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/admin/metrics.json") as r:
+        stats = json.loads(r.read())
+    assert "scheduler/schedUptimeGauge_ms" in stats and "scheduler/availableNodes" in stats
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/status.json") as r:
+        snap = json.loads(r.read())
+    assert {w["id"] for w in snap["workers"]} == {"inmemory0", "inmemory1", "inmemory2"}
+
+
+def run_binary(args, timeout=20):
+    return subprocess.run([binary("scheduler")] + args, capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_log_level_logs_and_exits_zero():
+    done = run_binary(["-log_level", "bogus", "-thrift_addr", f"127.0.0.1:{free_port()}"])
+    assert done.returncode == 0
+    assert "level=error" in done.stderr and "bogus" in done.stderr
+
+
+def test_unknown_config_asset_is_fatal():
+    done = run_binary(["-config", "nope.nope", "-thrift_addr", f"127.0.0.1:{free_port()}"])
+    assert done.returncode == 1
+    assert "level=fatal" in done.stderr
+    assert "Scheduler: Error Loading Config File config/nope.nope" in done.stderr
+
+
+def test_unknown_implementation_is_fatal():
+    done = run_binary(["-config", '{"Cluster":{"Type":"cloud"}}'])
+    assert done.returncode == 1
+    assert 'Error parsing Implementations Cluster: \\"cloud\\" is not a valid Implementation' in done.stderr
+
+
+def test_busy_port_is_fatal(sched):
+    _, http = sched
+    done = run_binary(["-http_addr", f"127.0.0.1:{http}", "-thrift_addr", f"127.0.0.1:{free_port()}"])
+    assert done.returncode == 1 and "Error serving" in done.stderr
+
+
+def test_unknown_flag_exits_2():
+    done = run_binary(["-no_such_flag"])
+    assert done.returncode == 2 and "flag provided but not defined: -no_such_flag" in done.stderr
