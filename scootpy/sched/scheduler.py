@@ -16,6 +16,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
 import gevent
 import gevent.event
+import gevent.pool
 
 from scootpy.metrics import Registry
 from scootpy.runs import RunCommand, RunState, RunStatus
@@ -25,12 +26,14 @@ from scootpy.sched.assign import get_task_assignments
 from scootpy.sched.cluster_state import ClusterState
 from scootpy.sched.config import SchedulerConfig
 from scootpy.sched.definitions import Job, JobDefinition
-from scootpy.sched.job_state import JobState, TaskState, TaskStatus
+from scootpy.sched.job_state import JobState, TaskState
+from scootpy.sched.saga.codec import encode_run_status
 from scootpy.sched.task_runner import USER_REQUESTED, TaskRunner, TryResult
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 120.0
+KILL_WRITERS = 64
 MAX_TIMEOUT_MS = 2**31 - 1
 
 
@@ -341,15 +344,15 @@ class Scheduler:
 
     def _write_kills(self, job: JobState, tasks: List[TaskState], done: Optional[gevent.event.AsyncResult]
                      ) -> None:
-        from scootpy.sched.saga.codec import encode_run_status
+        def record(task: TaskState) -> None:
+            try:
+                job.saga.start_task(task.task_id, None)
+                job.saga.end_task(task.task_id, encode_run_status(task.last_status))
+            except Exception as e:
+                log.warning("job %s task %s: recording the kill failed: %s", job.id, task.task_id, e)
 
         try:
-            for task in tasks:
-                try:
-                    job.saga.start_task(task.task_id, None)
-                    job.saga.end_task(task.task_id, encode_run_status(task.last_status))
-                except Exception as e:
-                    log.warning("job %s task %s: recording the kill failed: %s", job.id, task.task_id, e)
+            gevent.pool.Pool(KILL_WRITERS).map(record, tasks)  # concurrent writers share the log's fsyncs
         finally:
             self.post(lambda: setattr(job, "pending_writes", job.pending_writes - 1))
             if done is not None:
