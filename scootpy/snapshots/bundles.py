@@ -191,7 +191,10 @@ class CheckedReader:
             n = _CHUNK
         if self._left is not None:
             n = min(n, self._left)
-        chunk = self._stream.read(n) if n else b""
+        try:
+            chunk = self._stream.read(n) if n else b""
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"upload interrupted after {self.total} bytes: {exc}") from None
         if chunk:
             self.total += len(chunk)
             if self._left is not None:

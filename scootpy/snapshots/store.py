@@ -168,7 +168,7 @@ class HttpStore:
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        return cls(self._netloc, timeout=self.timeout)
+        return cls(self._netloc, timeout=self.timeout, blocksize=CHUNK)
 
     def _request(self, method: str, name: str, body: Optional[BinaryIO] = None,
                  headers: Optional[Dict[str, str]] = None) -> Tuple[http.client.HTTPConnection,

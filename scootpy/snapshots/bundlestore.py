@@ -1,0 +1,126 @@
+"""The bundlestore HTTP API (``/bundle/<name>``) and the snapshot file viewer (``/view/<id>/<path>``).
+
+Status codes and bodies follow the reference (spec/snapshots.md §4.5, §8) with two deliberate differences:
+names must match ``bs-[a-z0-9]{40}.bundle`` exactly (anchored, literal dot), and an upload is checked as it
+streams to disk (bundle header, length, pack checksum): a damaged one gets 400 and nothing is published.
+"""
+
+import logging
+import os
+import time
+from typing import Callable, Iterable, Iterator, Optional
+
+from scootpy.admin import respond
+from scootpy.metrics import Registry
+from scootpy.snapshots.bundles import BundleError, CheckedReader
+from scootpy.snapshots.ids import SnapshotError
+from scootpy.snapshots.store import BUNDLE_NAME_TEXT, CHUNK, FileStore, StoreError, is_bundle_name, parse_ttl
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/bundle/"
+NOSNIFF = [("X-Content-Type-Options", "nosniff")]
+
+
+def _text(start_response: Callable, status: str, text: str) -> Iterable[bytes]:
+    return respond(start_response, status, text.encode(), headers=NOSNIFF)
+
+
+class BundleApp:
+    """WSGI app serving ``store`` under ``/bundle/``."""
+
+    def __init__(self, store: FileStore, metrics: Registry):
+        self.store, self.metrics = store, metrics
+        for name in ("upload", "uploadOk", "uploadErr", "uploadExisting", "download", "downloadOk", "downloadErr"):
+            metrics.inc(f"{name}Counter", 0)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD", "POST"):
+            return _text(start_response, "405 Method Not Allowed", "only support POST and GET\n")
+        name = environ.get("PATH_INFO", "")[len(PREFIX):]
+        upload = method == "POST"
+        kind = "upload" if upload else "download"
+        self.metrics.inc(f"{kind}Counter")
+        if not is_bundle_name(name):
+            self.metrics.inc(f"{kind}ErrCounter")
+            return _text(start_response, "400 Bad Request",
+                         f'Error with bundleName, expected "{BUNDLE_NAME_TEXT}", got: {name}\n')
+        started = time.monotonic()
+        try:
+            if upload:
+                return self._upload(environ, start_response, name)
+            return self._download(start_response, name, method == "HEAD")
+        finally:
+            self.metrics.observe(f"{kind}Latency_ms", time.monotonic() - started)
+
+    def _upload(self, environ: dict, start_response: Callable, name: str) -> Iterable[bytes]:
+        if self.store.exists(name):
+            self.metrics.inc("uploadExistingCounter")
+            return _text(start_response, "200 OK", f"Bundle {name} already exists, no-op and return\n")
+        ttl = environ.get("HTTP_X_SCOOT_EXPIRES")
+        if ttl is not None:
+            try:
+                parse_ttl(ttl)
+            except ValueError as exc:
+                self.metrics.inc("uploadErrCounter")
+                return _text(start_response, "500 Internal Server Error", f"Error parsing TTL: {exc}\n")
+        length = _content_length(environ)
+        try:
+            self.store.write(name, CheckedReader(environ["wsgi.input"], length))
+        except BundleError as exc:
+            log.info("rejected upload of %s: %s", name, exc)
+            self.metrics.inc("uploadErrCounter")
+            return _text(start_response, "400 Bad Request", f"Error writing Bundle: {exc}\n")
+        except (OSError, StoreError) as exc:
+            log.warning("upload of %s failed: %s", name, exc)
+            self.metrics.inc("uploadErrCounter")
+            return _text(start_response, "500 Internal Server Error", f"Error writing Bundle: {exc}\n")
+        self.metrics.inc("uploadOkCounter")
+        return _text(start_response, "200 OK", f"Successfully wrote bundle {name}\n")
+
+    def _download(self, start_response: Callable, name: str, head: bool) -> Iterable[bytes]:
+        try:
+            stream = self.store.open_read(name)
+        except SnapshotError:
+            self.metrics.inc("downloadErrCounter")
+            return _text(start_response, "404 Not Found", "404 page not found\n")
+        size = os.fstat(stream.fileno()).st_size
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(size))])
+        if head:
+            stream.close()
+            self.metrics.inc("downloadOkCounter")
+            return [b""]
+        return self._stream(stream)
+
+    def _stream(self, stream) -> Iterator[bytes]:
+        with stream:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+        self.metrics.inc("downloadOkCounter")
+
+
+def _content_length(environ: dict) -> Optional[int]:
+    text = environ.get("CONTENT_LENGTH") or ""
+    return int(text) if text.isdigit() else None
+
+
+class ViewApp:
+    """``/view/<id>/<path>``: the bytes of one file of a ``bs-fs`` snapshot, read through ``db``."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        rest = environ.get("PATH_INFO", "")[len("/view/"):]
+        snapshot_id, sep, path = rest.partition("/")
+        if not sep:
+            return _text(start_response, "400 Bad Request", "need both an id and a path\n")
+        try:
+            data = self.db.read_file(snapshot_id, path)
+        except SnapshotError as exc:
+            return _text(start_response, "500 Internal Server Error", f"{exc}\n")
+        return respond(start_response, "200 OK", data, "text/plain")

@@ -1,0 +1,160 @@
+"""The ``apiserver`` process: bundlestore HTTP API status codes, validation, atomic uploads, /view, admin."""
+
+import http.client
+import json
+import os
+import shutil
+import socket
+
+import gevent
+import pytest
+
+from scootpy.snapshots.gitdb import GitDB
+from scootpy.snapshots.store import HttpStore
+from tests.procs import binary, free_port, wait_port
+from tests.snaphelp import GC_ID, INPUT_ID, INPUT_TREE, SNAP_FIXTURES
+
+NAME = f"bs-{INPUT_TREE}.bundle"
+BUNDLE = (SNAP_FIXTURES / "bundles" / NAME).read_bytes()
+
+
+@pytest.fixture
+def server(procs, tmp_path):
+    """A real apiserver on a free port with an empty store; yields (port, store dir)."""
+    store = tmp_path / "store"
+    port = free_port()
+    proc = procs.start([binary("apiserver"), "-http_addr", f"127.0.0.1:{port}", "-grpc_addr", "127.0.0.1:1",
+                        "-log_level", "debug"], env={"BUNDLESTORE_STORE_DIR": str(store)},
+                       stderr=open(tmp_path / "apiserver.log", "wb"))
+    wait_port(port, proc=proc)
+    yield port, store
+
+
+def request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def test_upload_then_download(server):
+    port, store = server
+    status, body, _ = request(port, "POST", f"/bundle/{NAME}", BUNDLE,
+                              {"Content-Type": "text/plain", "x-scoot-expires": "Tue, 01 Jun 2021 10:00:00 UTC"})
+    assert (status, body) == (200, f"Successfully wrote bundle {NAME}\n".encode())
+    assert (store / NAME).read_bytes() == BUNDLE
+    status, body, _ = request(port, "POST", f"/bundle/{NAME}", b"ignored")
+    assert (status, body) == (200, f"Bundle {NAME} already exists, no-op and return\n".encode())
+    status, body, headers = request(port, "GET", f"/bundle/{NAME}")
+    assert (status, body, headers["Content-Length"]) == (200, BUNDLE, str(len(BUNDLE)))
+    status, body, headers = request(port, "HEAD", f"/bundle/{NAME}")
+    assert (status, body, headers["Content-Length"]) == (200, b"", str(len(BUNDLE)))
+    missing = "bs-" + "0" * 40 + ".bundle"
+    assert request(port, "GET", f"/bundle/{missing}")[:2] == (404, b"404 page not found\n")
+    assert request(port, "HEAD", f"/bundle/{missing}")[0] == 404
+
+
+@pytest.mark.parametrize("name", ["foo", "bs-" + "A" * 40 + ".bundle", "bs-" + "a" * 40 + "xbundle",
+                                  "bs-" + "a" * 40 + ".bundle.extra", "bs-" + "a" * 39 + ".bundle",
+                                  "../bs-" + "a" * 40 + ".bundle", "bs-" + "a" * 40 + ".bundle/x", ""])
+def test_bad_names_are_400(server, name):
+    port, store = server
+    for method in ("POST", "GET", "HEAD"):
+        status, body, _ = request(port, method, f"/bundle/{name}", b"x" if method == "POST" else None)
+        assert status == 400
+        if method != "HEAD":
+            assert body == f'Error with bundleName, expected "^bs-[a-z0-9]{{40}}.bundle", got: {name}\n'.encode()
+    assert os.listdir(store) == []
+
+
+def test_path_traversal_never_leaves_the_store(server, tmp_path):
+    port, store = server
+    (tmp_path / "secret").write_text("TOPSECRET")
+    for path in ("/bundle/../secret", "/bundle/%2e%2e/secret", "/bundle/..%2fsecret", "/bundle//etc/passwd"):
+        status, body, _ = request(port, "GET", path)
+        assert status in (400, 404, 501) and b"TOPSECRET" not in body
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_are_405(server, method):
+    assert request(server[0], method, f"/bundle/{NAME}")[:2] == (405, b"only support POST and GET\n")
+
+
+def test_bad_ttl_is_500_and_stores_nothing(server):
+    port, store = server
+    status, body, _ = request(port, "POST", f"/bundle/{NAME}", BUNDLE, {"X-Scoot-Expires": "tomorrow"})
+    assert status == 500 and body.startswith(b"Error parsing TTL: ")
+    assert os.listdir(store) == []
+
+
+@pytest.mark.parametrize("data", [BUNDLE[:-100], BUNDLE[:10], BUNDLE[:-1] + bytes([BUNDLE[-1] ^ 0xFF]),
+                                  b"hello world\n", b""])
+def test_damaged_upload_is_rejected(server, data):
+    port, store = server
+    status, body, _ = request(port, "POST", f"/bundle/{NAME}", data)
+    assert status == 400 and body.startswith(b"Error writing Bundle: ")
+    assert os.listdir(store) == []
+    assert request(port, "HEAD", f"/bundle/{NAME}")[0] == 404
+
+
+def test_truncated_upload_connection_dropped(server):
+    port, store = server
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"POST /bundle/{NAME} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(BUNDLE)}\r\n\r\n".encode()
+                     + BUNDLE[:30000])
+    gevent.sleep(0.3)
+    assert request(port, "HEAD", f"/bundle/{NAME}")[0] == 404
+    assert [n for n in os.listdir(store) if not n.startswith(".tmp-")] == []
+
+
+def test_concurrent_uploads_of_one_bundle(server):
+    port, store = server
+    jobs = [gevent.spawn(request, port, "POST", f"/bundle/{NAME}", BUNDLE) for _ in range(8)]
+    assert [job.get(timeout=30)[0] for job in jobs] == [200] * 8
+    assert os.listdir(store) == [NAME]
+    assert (store / NAME).read_bytes() == BUNDLE
+
+
+def test_view_admin_and_unknown_paths(server):
+    port, store = server
+    shutil.copy(SNAP_FIXTURES / "bundles" / NAME, store / NAME)
+    status, body, headers = request(port, "GET", f"/view/{INPUT_ID}/src/a/b/c/deep.txt")
+    assert status == 200 and body == (SNAP_FIXTURES / "read-cat" / "src_a_b_c_deep.txt.stdout").read_bytes()
+    assert request(port, "GET", f"/view/{INPUT_ID}")[:2] == (400, b"need both an id and a path\n")
+    status, body, _ = request(port, "GET", f"/view/{INPUT_ID}/no-such-file")
+    assert status == 500 and b"does not exist" in body
+    assert request(port, "GET", "/health")[:2] == (200, b"ok")
+    status, body, _ = request(port, "GET", "/admin/metrics.json")
+    assert status == 200 and json.loads(body)["apiserver/downloadCounter"] >= 0
+    status, body, _ = request(port, "GET", "/metrics")
+    assert status == 200 and b"scoot_apiserver_" in body
+    assert request(port, "GET", "/nothing-here")[0] == 501
+
+
+def test_gitdb_over_http_with_reference_bundles(server, tmp_path):
+    port, store = server
+    for name in os.listdir(SNAP_FIXTURES / "bundles"):
+        shutil.copy(SNAP_FIXTURES / "bundles" / name, store / name)
+    http_store = HttpStore(f"http://127.0.0.1:{port}/bundle")
+    db = GitDB(tmp_path / "data", http_store, tmp_root=tmp_path)
+    try:
+        co = db.checkout(INPUT_ID)
+        assert open(os.path.join(co, "README.txt"), "rb").read() == db.read_file(INPUT_ID, "README.txt")
+        db.release_checkout(co)
+        gc = db.checkout(GC_ID)
+        assert os.path.exists(os.path.join(gc, "sub", "run.sh"))
+        db.release_checkout(gc)
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "STDOUT").write_text("out")
+        snap = db.ingest_dir(src)
+        tree = snap.rsplit("-", 1)[1]
+        assert (store / f"bs-{tree}.bundle").exists()
+        other = GitDB(tmp_path / "other", http_store, tmp_root=tmp_path)
+        assert other.read_file(snap, "STDOUT") == b"out"
+        other.close()
+    finally:
+        db.close()
