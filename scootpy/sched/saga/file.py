@@ -1,0 +1,318 @@
+"""``FileSagaLog``: the reference's file saga log, same files byte for byte, with group commit.
+
+Layout and parsing live in ``layout.py``. Durability (spec decision 4): a call returns only once its data
+files, the directory entries it created and its log lines are fsynced. Callers write their data files at
+once and queue their log lines; whoever then holds the commit lock flushes everything queued so far (one
+fsync per data file, per touched directory and per saga log), so greenlets writing at the same moment share
+fsyncs. fsync runs in gevent's thread pool, so other greenlets keep running (and queueing) meanwhile. A log
+line is appended only after its data file is durable, and a failed append is truncated away, so a log never
+points at a missing file because of us. Reference quirks fixed: task ids with "/" (or newlines) are refused
+with a clear error; two records of one task and type in the same millisecond get distinct file names.
+"""
+
+import errno
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import gevent
+from gevent.lock import Semaphore
+
+from scootpy.sched.saga import layout
+from scootpy.sched.saga.log import (InvalidSagaMessageError, MessageType, SagaLogError, SagaMessage,
+                                    TASK_MESSAGE_TYPES)
+
+log = logging.getLogger(__name__)
+
+MAX_DATA_BYTES = 64 * 1024 * 1024
+_NAME_TRIES = 1000
+
+
+@dataclass
+class _Ticket:
+    """One caller's queued records and, once flushed, its outcome."""
+
+    done: bool = False
+    error: Optional[BaseException] = None
+
+
+@dataclass
+class _Record:
+    saga_id: str
+    text: bytes
+    ticket: _Ticket
+    starts_saga: bool = False
+    sync_paths: List[str] = field(default_factory=list)
+
+
+class FileSagaLog:
+    """SagaLog kept in ``directory`` (relative paths resolve against ``cwd``, default the process cwd)."""
+
+    def __init__(self, directory: str, cwd: Optional[str] = None):
+        if not directory or "\n" in directory or "\r" in directory or "\x00" in directory:
+            raise ValueError(f"invalid saga log directory {directory!r}")
+        self.directory = directory
+        self._cwd = cwd
+        self._queue: List[_Record] = []
+        self._commit_lock = Semaphore()
+        self._starting: Dict[str, int] = {}
+        self.stats = {"records": 0, "commits": 0, "fsyncs": 0}
+        try:
+            os.makedirs(self._abs(directory), mode=0o777, exist_ok=True)
+        except OSError as exc:
+            raise SagaLogError(layout.go_os_error("mkdir", directory, exc)) from exc
+
+    # --- writing -----------------------------------------------------------------------------------------------
+
+    def start_saga(self, saga_id: str, job: bytes) -> None:
+        """Create the saga directory if needed, write the job blob and log StartSaga (an extra one if it exists)."""
+        self.log_messages([SagaMessage(saga_id, MessageType.START_SAGA, "", job)])
+
+    def log_message(self, message: SagaMessage) -> None:
+        """Append one message to an existing saga; durable when this returns."""
+        self.log_messages([message])
+
+    def log_messages(self, messages: List[SagaMessage]) -> None:
+        """Append several messages, sharing fsyncs; on error, some of them may have been written."""
+        for msg in messages:
+            layout.check_saga_id(msg.saga_id)
+            if msg.type in TASK_MESSAGE_TYPES:
+                layout.check_task_id(msg.type, msg.task_id)
+        ticket = _Ticket()
+        starting: set = set()
+        records = [self._prepare(msg, ticket, starting) for msg in messages]
+        for rec in records:
+            if rec.starts_saga:
+                self._starting[rec.saga_id] = self._starting.get(rec.saga_id, 0) + 1
+        self._queue.extend(records)
+        self._wait_for(ticket)
+
+    def _prepare(self, msg: SagaMessage, ticket: _Ticket, starting: set) -> _Record:
+        """Write the record's data file (and directories) now; return the log lines still to append."""
+        saga_dir = layout.go_join(self.directory, msg.saga_id)
+        sync_paths: List[str] = []
+        if msg.type == MessageType.START_SAGA:
+            sync_paths += self._ensure_saga_files(saga_dir)
+            starting.add(msg.saga_id)
+        elif msg.saga_id not in self._starting and msg.saga_id not in starting:
+            log_path = layout.go_join(saga_dir, layout.LOG_NAME)
+            if not os.path.isfile(self._abs(log_path)):
+                raise SagaLogError(layout.go_os_error("open", log_path, OSError(errno.ENOENT, "")))
+        data_path = None
+        if msg.type == MessageType.START_SAGA or msg.type in TASK_MESSAGE_TYPES:
+            data_path = self._write_data_file(saga_dir, msg)
+            sync_paths += [self._abs(data_path), self._abs(saga_dir)]
+        return _Record(msg.saga_id, layout.record_text(msg, data_path), ticket,
+                       msg.type == MessageType.START_SAGA, sync_paths)
+
+    def _ensure_saga_files(self, saga_dir: str) -> List[str]:
+        """Create the saga directory and its empty log if missing; return what must be fsynced for them."""
+        created = []
+        try:
+            os.mkdir(self._abs(saga_dir), 0o777)
+            created.append(self._abs(self.directory))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SagaLogError(layout.go_os_error("mkdir", saga_dir, exc)) from exc
+        log_path = layout.go_join(saga_dir, layout.LOG_NAME)
+        try:
+            fd = os.open(self._abs(log_path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            os.close(fd)
+            created.append(self._abs(saga_dir))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SagaLogError(layout.go_os_error("open", log_path, exc)) from exc
+        return created
+
+    def _write_data_file(self, saga_dir: str, msg: SagaMessage) -> str:
+        now = time.time_ns()
+        step = 1 if msg.type == MessageType.START_SAGA else 1_000_000
+        for attempt in range(_NAME_TRIES):
+            ns = now + attempt * step
+            name = (layout.job_data_name(ns) if msg.type == MessageType.START_SAGA
+                    else layout.task_data_name(msg.type, msg.task_id, ns))
+            path = layout.go_join(saga_dir, name)
+            try:
+                fd = os.open(self._abs(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o777)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise SagaLogError(layout.go_os_error("open", path, exc)) from exc
+            try:
+                _write_all(fd, msg.data or b"")
+            except OSError as exc:
+                _unlink_quietly(self._abs(path))
+                raise SagaLogError(layout.go_os_error("write", path, exc)) from exc
+            finally:
+                os.close(fd)
+            return path
+        raise SagaLogError(f"no free data file name in {saga_dir} after {_NAME_TRIES} tries")
+
+    def _wait_for(self, ticket: _Ticket) -> None:
+        with self._commit_lock:
+            if not ticket.done:
+                batch, self._queue = self._queue, []
+                try:
+                    self._flush(batch)
+                except BaseException as exc:
+                    undone = [r for r in batch if not r.ticket.done]
+                    self._finish(undone, {r.saga_id: SagaLogError(f"saga log commit failed: {exc!r}")
+                                          for r in undone})
+                    raise
+        if not ticket.done:
+            raise SagaLogError("saga log records were not committed")
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _flush(self, batch: List[_Record]) -> None:
+        """Make ``batch`` durable: data files and directories first, then the log lines."""
+        self.stats["commits"] += 1
+        failed: Dict[str, BaseException] = {}
+        paths = list(dict.fromkeys(p for r in batch for p in r.sync_paths))
+        errors = self._fsync_all(paths)
+        for rec in batch:
+            bad = next((errors[p] for p in rec.sync_paths if p in errors), None)
+            if bad is not None:
+                failed.setdefault(rec.saga_id, bad)
+        log_fds = self._append_lines(batch, failed)
+        errors = self._fsync_all(list(log_fds.values()))
+        for saga_id, fd in log_fds.items():
+            if fd in errors:
+                failed.setdefault(saga_id, errors[fd])
+        self._finish(batch, failed)
+
+    def _append_lines(self, batch: List[_Record], failed: Dict[str, BaseException]) -> Dict[str, int]:
+        """Append each saga's queued lines with one write; return the open log fds to fsync."""
+        texts: Dict[str, List[bytes]] = {}
+        for rec in batch:
+            if rec.saga_id not in failed:
+                texts.setdefault(rec.saga_id, []).append(rec.text)
+        fds = {}
+        for saga_id, parts in texts.items():
+            log_path = layout.go_join(self.directory, saga_id, layout.LOG_NAME)
+            try:
+                fd = os.open(self._abs(log_path), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except OSError as exc:
+                failed[saga_id] = SagaLogError(layout.go_os_error("open", log_path, exc))
+                continue
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, b"".join(parts))
+            except OSError as exc:
+                _truncate_quietly(fd, size)
+                os.close(fd)
+                failed[saga_id] = SagaLogError(layout.go_os_error("write", log_path, exc))
+                continue
+            fds[saga_id] = fd
+        return fds
+
+    def _finish(self, batch: List[_Record], failed: Dict[str, BaseException]) -> None:
+        for rec in batch:
+            if rec.starts_saga:
+                self._starting[rec.saga_id] -= 1
+                if not self._starting[rec.saga_id]:
+                    del self._starting[rec.saga_id]
+            error = failed.get(rec.saga_id)
+            if error is None:
+                self.stats["records"] += 1
+            elif rec.ticket.error is None:
+                rec.ticket.error = error
+            rec.ticket.done = True
+
+    def _fsync_all(self, targets: list) -> Dict[object, BaseException]:
+        """fsync paths (opened read-only) or fds (closed after) in the thread pool; return the failures."""
+        if not targets:
+            return {}
+        self.stats["fsyncs"] += len(targets)
+        return gevent.get_hub().threadpool.apply(_fsync_targets, (targets,))
+
+    # --- reading -----------------------------------------------------------------------------------------------
+
+    def get_messages(self, saga_id: str) -> List[SagaMessage]:
+        """All messages of a saga, parsed like the reference; [] if it has no log (or cannot have one)."""
+        try:
+            layout.check_saga_id(saga_id)
+        except InvalidSagaMessageError:
+            return []
+        log_path = layout.go_join(self.directory, saga_id, layout.LOG_NAME)
+        try:
+            os.stat(self._abs(log_path))
+        except OSError:
+            return []
+        try:
+            with open(self._abs(log_path), "rb") as f:
+                content = f.read()
+        except OSError as exc:
+            raise SagaLogError(layout.go_os_error("open", log_path, exc)) from exc
+        return layout.parse_log(saga_id, content, self._read_data)
+
+    def _read_data(self, path: str) -> bytes:
+        with open(self._abs(path), "rb") as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                exc = OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+                exc.go_text = layout.go_os_error("read", path, exc)
+                raise exc
+            data = f.read(MAX_DATA_BYTES + 1)
+        if len(data) > MAX_DATA_BYTES:
+            exc = OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+            exc.go_text = f"read {path}: data file larger than {MAX_DATA_BYTES} bytes"
+            raise exc
+        return data
+
+    def get_active_sagas(self) -> List[str]:
+        """Every entry of the directory (ended sagas included), sorted."""
+        try:
+            return sorted(os.listdir(self._abs(self.directory)))
+        except OSError as exc:
+            raise SagaLogError(layout.go_os_error("open", self.directory, exc)) from exc
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(self._cwd, path) if self._cwd else path
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_targets(targets: list) -> Dict[object, BaseException]:
+    """Runs in a pool thread: fsync each path or fd, closing the fds; collect the failures."""
+    errors: Dict[object, BaseException] = {}
+    for target in targets:
+        try:
+            if isinstance(target, int):
+                try:
+                    os.fsync(target)
+                finally:
+                    os.close(target)
+                continue
+            fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            errors[target] = SagaLogError(layout.go_os_error("sync", str(target), exc))
+    return errors
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _truncate_quietly(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        log.exception("could not truncate a failed saga log append back to %d bytes", size)
+
