@@ -164,3 +164,33 @@ def test_busy_port_is_fatal(sched):
 def test_unknown_flag_exits_2():
     done = run_binary(["-no_such_flag"])
     assert done.returncode == 2 and "flag provided but not defined: -no_such_flag" in done.stderr
+
+
+def test_huge_job_is_admitted_without_stalling_other_rpcs(procs, tmp_path):
+    thrift, http = free_port(), free_port()
+    config = {"Cluster": {"Type": "memory", "Count": 0}, "SagaLog": {"Type": "memory"}}
+    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-config", json.dumps(config), "-log_level", "error"], cwd=str(tmp_path))
+    wait_port(thrift, proc=proc)
+    big = job(*[task(f"t{i:06d}") for i in range(100_000)])
+    import gevent
+
+    submitter = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=120)
+    watcher = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=120)
+    pending = gevent.spawn(submitter.RunJob, big)
+    answered_meanwhile = 0
+    while not pending.ready():
+        watcher.GetSchedulerStatus()
+        if not pending.ready():
+            answered_meanwhile += 1
+        gevent.sleep(0.01)
+    job_id = pending.get().id
+    assert answered_meanwhile > 0
+    deadline = time.monotonic() + 30
+    while watcher.GetSchedulerStatus().currentTasks != 100_000:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = watcher.GetStatus(job_id)
+    assert status.status == scoot.Status.IN_PROGRESS and len(status.taskStatus) == 100_000
+    submitter.close()
+    watcher.close()
