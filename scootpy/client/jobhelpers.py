@@ -23,7 +23,6 @@ POLL_INTERVAL_S = 0.02
 ERROR_BACKOFF_S = 0.2
 SUMMARY_INTERVAL_S = 1.0
 START_RETRY_LIMIT_S = 120.0
-READY_LIMIT_S = 120.0
 _ALNUM = string.ascii_lowercase + string.digits
 RPC_ERRORS = (ClientError, scoot.InvalidRequest, scoot.ScootServerError, scoot.CanNotScheduleNow)
 
@@ -59,21 +58,6 @@ def start_job(client: CloudScootClient, job: Any, limit: float = START_RETRY_LIM
             log.info("Error Starting Job: Retrying %s", e)
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-
-def wait_for_cluster_ready(client: CloudScootClient, limit: float = READY_LIMIT_S) -> None:
-    """Poll ``GetStatus("testJobId")`` until the scheduler answers (the reference waits forever; we cap it)."""
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            status = client.get_status("testJobId")
-            log.info("Waiting for Cluster Status: %s, Error: <nil>", status.status)
-            return
-        except RPC_ERRORS as e:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cluster not ready after {format_duration(limit)}: {e}") from None
-            log.debug("Waiting for Cluster Status: <nil>, Error: %s", e)
-            time.sleep(0.05)
 
 
 def is_done(status: Optional[Any]) -> bool:
