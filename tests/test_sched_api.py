@@ -194,3 +194,35 @@ def test_huge_job_is_admitted_without_stalling_other_rpcs(procs, tmp_path):
     assert status.status == scoot.Status.IN_PROGRESS and len(status.taskStatus) == 100_000
     submitter.close()
     watcher.close()
+
+
+def test_corrupted_saga_fails_only_its_own_status(procs, tmp_path):
+    config = {"Cluster": {"Type": "memory", "Count": 2}, "Workers": {"Type": "local"},
+              "SagaLog": {"Type": "file", "Directory": "sagas"}}
+    thrift, http = free_port(), free_port()
+    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-config", json.dumps(config), "-log_level", "error"], cwd=str(tmp_path))
+    wait_port(thrift, proc=proc)
+    client = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=30)
+    first = client.RunJob(job(task("a"))).id
+    second = client.RunJob(job(task("b"))).id
+    for j in (first, second):
+        wait_for(lambda: completed(client, j), 30, "completion")
+    with open(tmp_path / "sagas" / first / "log", "a") as f:
+        f.write("Not A Type\n")
+    with pytest.raises(TApplicationException, match=f"^Internal error processing GetStatus: .*{first}"):
+        client.GetStatus(first)
+    assert client.GetStatus(second).status == scoot.Status.COMPLETED
+    third = client.RunJob(job(task("c"))).id
+    wait_for(lambda: completed(client, third), 30, "a new job after the corruption")
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def completed(client, job_id):
+    return client.GetStatus(job_id).status == scoot.Status.COMPLETED

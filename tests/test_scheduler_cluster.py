@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from thriftpy2.thrift import TApplicationException
 
 from scootpy.idl import scoot
 from scootpy.sched.saga.codec import decode_run_status
@@ -220,24 +219,3 @@ def test_recovers_the_reference_fixture_log_and_finishes_job_c(procs, tmp_path):
     assert {decode_run_status(m.data).state.name for m in ends} == {"COMPLETE"}
     assert not ran_twice(messages)
     assert {p: p.read_bytes() for j in (a, b) for p in (root / j).iterdir()} == untouched
-
-
-def test_corrupted_saga_fails_only_its_own_status(procs, tmp_path):
-    config = {"Cluster": {"Type": "memory", "Count": 2}, "Workers": {"Type": "local"},
-              "SagaLog": {"Type": "file", "Directory": "sagas"}}
-    thrift, http = free_port(), free_port()
-    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
-                        f"127.0.0.1:{http}", "-config", json.dumps(config), "-log_level", "error"], cwd=str(tmp_path))
-    wait_port(thrift, proc=proc)
-    client = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=30)
-    first = client.RunJob(job(("a", ["true"]))).id
-    second = client.RunJob(job(("b", ["true"]))).id
-    for j in (first, second):
-        wait_for(lambda: completed(client, j), 30, "completion")
-    with open(tmp_path / "sagas" / first / "log", "a") as f:
-        f.write("Not A Type\n")
-    with pytest.raises(TApplicationException, match=f"^Internal error processing GetStatus: .*{first}"):
-        client.GetStatus(first)
-    assert client.GetStatus(second).status == scoot.Status.COMPLETED
-    third = client.RunJob(job(("c", ["true"]))).id
-    wait_for(lambda: completed(client, third), 30, "a new job after the corruption")

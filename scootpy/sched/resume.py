@@ -35,5 +35,5 @@ def recover_jobs(scheduler: Any, saga_log: Any) -> Tuple[List[str], List[Tuple[s
         recovered.append(saga_id)
         log.info("job %s: recovered, %d of %d tasks already done", saga_id, len(completed), len(job.definition.tasks))
     for saga_id, reason in skipped:
-        log.warning("saga %s: not recovered: %s", saga_id, reason)
+        log.info("saga %s: not recovered: %s", saga_id, reason)
     return recovered, skipped
