@@ -1,72 +1,132 @@
 """Go ``flag``-style command lines for the server binaries.
 
 Accepts ``-name value``, ``-name=value``, ``--name value`` and ``--name=value``; booleans take no separate
-value (``-x`` or ``-x=false``); parsing stops at the first non-flag argument or at ``--``. An unknown flag
-prints ``flag provided but not defined: -x`` and the usage to stderr and exits 2, like Go.
+value (``-x`` or ``-x=false``); parsing stops at the first non-flag argument or at ``--``. Errors print Go's
+texts (``flag provided but not defined: -x``, ``invalid value "v" for flag -n: parse error``, ...) and the
+usage to stderr and exit 2; ``-h``/``-help`` print the usage and exit 0.
 """
 
 import logging
+import math
+import re
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
+
+from scootpy.logs import go_quote
 
 log = logging.getLogger(__name__)
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = re.compile(r"\d*\.?\d*")
+_UNIT = re.compile(r"[^\d.]*")
+_INT64 = 1 << 63
 
 
 def parse_duration(text: str) -> float:
-    """Parse a Go duration (``1m``, ``300ms``, ``1h2m3.5s``, ``0``) into seconds."""
-    rest = text.strip()
-    sign = -1.0 if rest.startswith("-") else 1.0
-    rest = rest.lstrip("+-")
+    """Parse a Go duration (``1m``, ``300ms``, ``1h2m3.5s``, ``-1.5h``, ``0``) into seconds.
+
+    Raises ValueError with Go's texts (``time: invalid duration "x"``, ``time: missing unit ...``).
+    """
+    quoted = go_quote(text)
+    rest, sign = text, 1.0
+    if rest[:1] in ("-", "+"):
+        sign, rest = (-1.0 if rest[0] == "-" else 1.0), rest[1:]
     if rest == "0":
         return 0.0
-    total, matched = 0.0, False
+    if not rest:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = 0.0
     while rest:
-        i = 0
-        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-            i += 1
-        j = i
-        while j < len(rest) and not (rest[j].isdigit() or rest[j] == "."):
-            j += 1
-        number, unit, rest = rest[:i], rest[i:j], rest[j:]
-        if not number or unit not in _UNITS:
-            raise ValueError(f"time: invalid duration {text!r}")
+        number = _NUMBER.match(rest).group()
+        rest = rest[len(number):]
+        if number in ("", "."):
+            raise ValueError(f"time: invalid duration {quoted}")
+        unit = _UNIT.match(rest).group()
+        rest = rest[len(unit):]
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        if unit not in _UNITS:
+            raise ValueError(f"time: unknown unit {go_quote(unit)} in duration {quoted}")
         total += float(number) * _UNITS[unit]
-        matched = True
-    if not matched:
-        raise ValueError(f"time: invalid duration {text!r}")
     return sign * total
 
 
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    return f"{whole}." + f"{frac:0{len(str(unit)) - 1}d}".rstrip("0")
+
+
 def format_duration(seconds: float) -> str:
-    """Format seconds the way Go prints a time.Duration (``3m0s``, ``500ms``, ``0s``)."""
-    if seconds == 0:
+    """Format seconds the way Go prints a time.Duration (``3m0s``, ``1h0m0s``, ``1.5ms``, ``0s``)."""
+    ns = round(seconds * 1e9)
+    sign, ns = ("-" if ns < 0 else ""), abs(ns)
+    if ns == 0:
         return "0s"
-    if abs(seconds) < 1:
-        ms = seconds * 1000
-        return f"{ms:g}ms" if ms == int(ms) else f"{seconds * 1e6:g}µs"
-    hours, rem = divmod(seconds, 3600)
-    minutes, secs = divmod(rem, 60)
-    out = f"{int(hours)}h" if hours else ""
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_fraction(ns, 1000)}\u00b5s"
+    if ns < 1_000_000_000:
+        return f"{sign}{_fraction(ns, 1_000_000)}ms"
+    hours, minutes = ns // 3_600_000_000_000, (ns // 60_000_000_000) % 60
+    out = f"{hours}h" if hours else ""
     if hours or minutes:
-        out += f"{int(minutes)}m"
-    return out + f"{secs:g}s"
+        out += f"{minutes}m"
+    return f"{sign}{out}{_fraction(ns % 60_000_000_000, 1_000_000_000)}s"
 
 
 def _parse_bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "t", "true"):
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
         return True
-    if low in ("0", "f", "false"):
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
         return False
-    raise ValueError(f"strconv.ParseBool: parsing {text!r}: invalid syntax")
+    raise ValueError("parse error")
 
 
 def _parse_int(text: str) -> int:
-    return int(text, 0) if text.lower().startswith(("0x", "0o", "0b")) else int(text)
+    """Go's strconv.ParseInt(text, 0, 64): decimal, 0x/0o/0b prefixes, leading-0 octal, underscores."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    if not body[:1].isdigit():
+        raise ValueError("parse error")
+    if re.fullmatch(r"0[0-7_]+", body):
+        body = "0o" + body[1:]
+    try:
+        value = int(body, 0)
+    except ValueError:
+        raise ValueError("parse error") from None
+    value = -value if text.startswith("-") else value
+    if not -_INT64 <= value < _INT64:
+        raise ValueError("value out of range")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    if not re.fullmatch(r"[+-]?((\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?|inf|infinity|nan)", text, re.I):
+        raise ValueError("parse error")
+    return float(text.replace("_", ""))
+
+
+def go_float(value: float) -> str:
+    """Format a float as Go's strconv.FormatFloat(v, 'g', -1, 64) does (``0.5``, ``2``, ``1e+06``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    number = Decimal(repr(float(value))).normalize()
+    sign, digits, exponent = number.as_tuple()
+    exp10 = len(digits) + exponent - 1
+    if -4 <= exp10 < 6:
+        return format(number, "f")
+    text = "".join(map(str, digits))
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
 
 
 @dataclass
@@ -77,6 +137,18 @@ class Flag:
     parse: Callable[[str], Any]
     kind: str
     ignored: bool = False
+
+    def default_text(self) -> str:
+        """The default as Go's usage prints it, or "" when it is the type's zero value."""
+        if self.kind == "string":
+            return "" if self.default == "" else f" (default {go_quote(self.default)})"
+        if self.kind == "bool":
+            return " (default true)" if self.default else ""
+        if self.kind == "duration":
+            return f" (default {format_duration(self.default)})" if self.default else ""
+        if self.kind == "float":
+            return f" (default {go_float(self.default)})" if self.default else ""
+        return f" (default {self.default})" if self.default else ""
 
 
 class FlagSet:
@@ -97,7 +169,7 @@ class FlagSet:
         self._add(name, default, help, _parse_int, "int")
 
     def float(self, name: str, default: float, help: str) -> None:
-        self._add(name, default, help, float, "float")
+        self._add(name, default, help, _parse_float, "float")
 
     def bool(self, name: str, default: bool, help: str) -> None:
         self._add(name, default, help, _parse_bool, "bool")
@@ -110,24 +182,18 @@ class FlagSet:
         self._add(name, default, help, str, "string", ignored=True)
 
     def usage(self) -> str:
+        """Go's ``Usage of <prog>:`` text followed by flag.PrintDefaults' listing."""
         lines = [f"Usage of {self.prog}:"]
         for flag in sorted(self.flags.values(), key=lambda f: f.name):
-            kind = "" if flag.kind == "bool" else f" {flag.kind}"
-            lines.append(f"  -{flag.name}{kind}")
-            text = flag.help
-            if flag.kind == "bool" and not flag.default:
-                pass
-            elif flag.kind == "string":
-                if flag.default != "":
-                    text += f' (default "{flag.default}")'
-            elif flag.kind == "duration":
-                text += f" (default {format_duration(flag.default)})"
-            else:
-                text += f" (default {str(flag.default).lower() if flag.kind == 'bool' else flag.default})"
-            lines.append(f"    \t{text}")
+            quoted = re.search(r"`([^`]*)`", flag.help)
+            kind = quoted.group(1) if quoted else ("" if flag.kind == "bool" else flag.kind)
+            text = flag.help.replace("`", "") if quoted else flag.help
+            head = f"  -{flag.name}" + (f" {kind}" if kind else "")
+            head += "\t" if len(head) <= 4 else "\n    \t"
+            lines.append(head + text.replace("\n", "\n    \t") + flag.default_text())
         return "\n".join(lines) + "\n"
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         sys.stderr.write(f"{message}\n{self.usage()}")
         sys.exit(2)
 
@@ -143,39 +209,43 @@ class FlagSet:
                 break
             if len(arg) < 2 or not arg.startswith("-"):
                 break
-            body = arg[2:] if arg.startswith("--") else arg[1:]
-            if not body or body.startswith("-") or body.startswith("="):
-                self._fail(f"bad flag syntax: {arg}")
-            name, has_value, value = body.partition("=")
-            if name in ("h", "help") and name not in self.flags:
-                sys.stderr.write(self.usage())
-                sys.exit(0)
-            flag = self.flags.get(name)
-            if flag is None:
-                self._fail(f"flag provided but not defined: -{name}")
-            if not has_value:
-                if flag.kind == "bool":
-                    value = "true"
-                elif i + 1 < len(argv):
-                    i += 1
-                    value = argv[i]
-                else:
-                    self._fail(f"flag needs an argument: -{name}")
-            try:
-                values[name] = flag.parse(value)
-            except ValueError:
-                self._fail(f'invalid {"boolean " if flag.kind == "bool" else ""}value "{value}" '
-                           f"for flag -{name}: parse error")
+            name, values[name], used_next = self._one(arg, argv[i + 1:])
             given.append(name)
-            i += 1
+            i += 2 if used_next else 1
         ns = SimpleNamespace(**{name.replace("-", "_"): v for name, v in values.items()})
         ns.args = argv[i:]
         ns.given = given
         return ns
 
+    def _one(self, arg: str, rest: List[str]) -> Tuple[str, Any, bool]:
+        """Parse one flag argument: (name, value, whether the value was the next argument)."""
+        body = arg[2:] if arg.startswith("--") else arg[1:]
+        if not body or body.startswith("-") or body.startswith("="):
+            self._fail(f"bad flag syntax: {arg}")
+        name, has_value, text = body.partition("=")
+        flag = self.flags.get(name)
+        if flag is None:
+            if name in ("h", "help"):
+                sys.stderr.write(self.usage())
+                sys.exit(0)
+            self._fail(f"flag provided but not defined: -{name}")
+        if flag.kind == "bool" and not has_value:
+            return name, True, False
+        if not has_value:
+            if not rest:
+                self._fail(f"flag needs an argument: -{name}")
+            text = rest[0]
+        try:
+            return name, flag.parse(text), not has_value
+        except ValueError as e:
+            reason = "value out of range" if "out of range" in str(e) else "parse error"
+            if flag.kind == "bool":
+                self._fail(f"invalid boolean value {go_quote(text)} for -{name}: {reason}")
+            self._fail(f"invalid value {go_quote(text)} for flag -{name}: {reason}")
+
     def log_ignored(self, ns: SimpleNamespace) -> None:
         """Log once for each compatibility-only flag that was given."""
-        for name in ns.given:
+        for name in dict.fromkeys(ns.given):
             if self.flags[name].ignored:
                 log.info("flag -%s is accepted for compatibility and ignored", name)
 

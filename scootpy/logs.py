@@ -1,7 +1,8 @@
-"""Logging to stderr in the reference's logrus text shape.
+"""Logging to stderr in the reference's logrus (v1.4.2 TextFormatter, non-terminal) shape.
 
-``time="2019-10-14T12:00:00Z" level=info msg="..." sourceLine="sched/scheduler.py:42"``, extra fields
-sorted after ``msg``, values quoted when they hold characters outside ``[A-Za-z0-9-._/@^+]``.
+``time="2019-10-14T12:00:00Z" level=info msg="..." sourceLine="sched/scheduler.py:42"``: ``msg`` is left out
+when empty, extra fields (``log.info(..., extra={...})``) and ``sourceLine`` follow sorted by name, and a value
+is quoted Go-style (``%q``) when it holds a character outside ``[A-Za-z0-9-._/@^+]``; empty values stay bare.
 """
 
 import logging
@@ -21,15 +22,39 @@ LEVELS = {
 }
 _NAMES = {logging.CRITICAL: "fatal", logging.ERROR: "error", logging.WARNING: "warning",
           logging.INFO: "info", logging.DEBUG: "debug", TRACE: "trace"}
-_PLAIN = re.compile(r"^[A-Za-z0-9\-._/@^+]+$")
+_PLAIN = re.compile(r"[A-Za-z0-9\-._/@^+]*")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+            "\\": "\\\\", '"': '\\"'}
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    if code < 0x80 or 0xDC80 <= code <= 0xDCFF:  # control byte, or an undecodable byte (surrogateescape)
+        return f"\\x{code & 0xFF:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def go_quote(text: str) -> str:
+    """Quote ``text`` as Go's ``%q`` / strconv.Quote does."""
+    return '"' + "".join(_escape(ch) for ch in text) + '"'
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "<nil>" if value is None else str(value)
+
+
 def _quote(value: object) -> str:
-    text = str(value)
-    if _PLAIN.match(text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = _text(value)
+    return text if _PLAIN.fullmatch(text) else go_quote(text)
 
 
 class LogrusFormatter(logging.Formatter):
@@ -43,8 +68,9 @@ class LogrusFormatter(logging.Formatter):
         fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         path = os.path.normpath(record.pathname).split(os.sep)
         fields["sourceLine"] = f"{'/'.join(path[-2:])}:{record.lineno}"
-        parts = [f"time={_quote(stamp)}", f"level={_NAMES.get(record.levelno, 'info')}",
-                 f"msg={_quote(message)}"]
+        parts = [f"time={_quote(stamp)}", f"level={_NAMES.get(record.levelno, 'info')}"]
+        if message:
+            parts.append(f"msg={_quote(message)}")
         parts += [f"{k}={_quote(v)}" for k, v in sorted(fields.items())]
         return " ".join(parts)
 
@@ -54,7 +80,7 @@ def parse_level(name: str) -> int:
     try:
         return LEVELS[name.lower()]
     except KeyError:
-        raise ValueError(f"not a valid logrus Level: {name!r}") from None
+        raise ValueError(f"not a valid logrus Level: {go_quote(name)}") from None
 
 
 def setup_logging(level: str = "info", stream: Optional[object] = None) -> None:
