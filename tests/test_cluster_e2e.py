@@ -94,7 +94,9 @@ def test_scheduler_follows_the_membership_file(procs, tmp_path):
     try:
         assert run_one_task(client, "first") == "alpha"
         write_atomically(members, f"{beta}\nnot a worker line\n")  # alpha leaves, beta joins, no restart
-        time.sleep(1.5)  # several file polls: alpha is removed, beta probed
+        deadline = time.monotonic() + 30
+        while run_one_task(client, "switch") != "beta":  # until the scheduler has seen the edit
+            assert time.monotonic() < deadline, "beta never took over"
         assert {run_one_task(client, f"t{i}") for i in range(5)} == {"beta"}
     finally:
         client.close()
