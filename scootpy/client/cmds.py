@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import Dict, List, Optional
@@ -17,6 +18,8 @@ from typing import Dict, List, Optional
 log = logging.getLogger(__name__)
 
 KILL_GRACE_S = 5.0
+# Each child leads its own process group (setsid where Popen cannot just make a group: Python < 3.11).
+_OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 
 class CmdsError(Exception):
@@ -58,7 +61,7 @@ class Cmds:
             log.info("RunCmd: %s [%s]", argv[0], " ".join(argv[1:]))
             log.info("Starting[%s]", " ".join(argv))
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env, process_group=0)
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env, **_OWN_GROUP)
             except OSError as e:
                 raise CmdsError(f"fork/exec {argv[0]}: {(e.strerror or str(e)).lower()}") from None
             self._watching.append(proc)
