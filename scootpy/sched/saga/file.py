@@ -2,9 +2,9 @@
 
 Layout and parsing live in ``layout.py``. Durability (spec decision 4): a call returns only once its data
 files, the directory entries it created and its log lines are fsynced. Callers write their data files at
-once and queue their log lines; whoever then holds the commit lock flushes everything queued so far (one
-fsync per data file, per touched directory and per saga log), so greenlets writing at the same moment share
-fsyncs. fsync runs in gevent's thread pool, so other greenlets keep running (and queueing) meanwhile. A log
+once and queue their log lines; one committer greenlet flushes everything queued so far, batch after batch
+(one fsync per data file, per touched directory and per saga log), so greenlets writing at the same moment
+share fsyncs. fsync runs in gevent's thread pool, so other greenlets keep running (and queueing) meanwhile. A log
 line is appended only after its data file is durable, and a failed append is truncated away, so a log never
 points at a missing file because of us. Reference quirks fixed: task ids with "/" (or newlines) are refused
 with a clear error; two records of one task and type in the same millisecond get distinct file names.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import gevent
-from gevent.lock import Semaphore
+from gevent.event import Event
 
 from scootpy.sched.saga import layout
 from scootpy.sched.saga.log import (InvalidSagaMessageError, MessageType, SagaLogError, SagaMessage,
@@ -33,9 +33,9 @@ _NAME_TRIES = 1000
 
 @dataclass
 class _Ticket:
-    """One caller's queued records and, once flushed, its outcome."""
+    """One caller's queued records: set once they are flushed, with the error if that failed."""
 
-    done: bool = False
+    flushed: Event = field(default_factory=Event)
     error: Optional[BaseException] = None
 
 
@@ -57,7 +57,7 @@ class FileSagaLog:
         self.directory = directory
         self._cwd = cwd
         self._queue: List[_Record] = []
-        self._commit_lock = Semaphore()
+        self._committer: Optional[gevent.Greenlet] = None
         self._starting: Dict[str, int] = {}
         self.stats = {"records": 0, "commits": 0, "fsyncs": 0}
         try:
@@ -154,20 +154,25 @@ class FileSagaLog:
         raise SagaLogError(f"no free data file name in {saga_dir} after {_NAME_TRIES} tries")
 
     def _wait_for(self, ticket: _Ticket) -> None:
-        with self._commit_lock:
-            if not ticket.done:
-                batch, self._queue = self._queue, []
-                try:
-                    self._flush(batch)
-                except BaseException as exc:
-                    undone = [r for r in batch if not r.ticket.done]
-                    self._finish(undone, {r.saga_id: SagaLogError(f"saga log commit failed: {exc!r}")
-                                          for r in undone})
-                    raise
-        if not ticket.done:
-            raise SagaLogError("saga log records were not committed")
+        if self._committer is None or self._committer.dead:
+            self._committer = gevent.spawn(self._commit_loop)
+        ticket.flushed.wait()
         if ticket.error is not None:
             raise ticket.error
+
+    def _commit_loop(self) -> None:
+        """Flush everything queued, batch after batch, until the queue is empty."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                self._flush(batch)
+            except BaseException as exc:
+                undone = [r for r in batch if not r.ticket.flushed.is_set()]
+                self._finish(undone, {r.saga_id: SagaLogError(f"saga log commit failed: {exc!r}")
+                                      for r in undone})
+                if not isinstance(exc, Exception):
+                    raise
+                log.exception("saga log commit failed")
 
     def _flush(self, batch: List[_Record]) -> None:
         """Make ``batch`` durable: data files and directories first, then the log lines."""
@@ -222,7 +227,8 @@ class FileSagaLog:
                 self.stats["records"] += 1
             elif rec.ticket.error is None:
                 rec.ticket.error = error
-            rec.ticket.done = True
+        for rec in batch:
+            rec.ticket.flushed.set()
 
     def _fsync_all(self, targets: list) -> Dict[object, BaseException]:
         """fsync paths (opened read-only) or fds (closed after) in the thread pool; return the failures."""
@@ -252,18 +258,23 @@ class FileSagaLog:
         return layout.parse_log(saga_id, content, self._read_data)
 
     def _read_data(self, path: str) -> bytes:
-        with open(self._abs(path), "rb") as f:
-            info = os.fstat(f.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                exc = OSError(errno.EISDIR, os.strerror(errno.EISDIR))
-                exc.go_text = layout.go_os_error("read", path, exc)
-                raise exc
-            data = f.read(MAX_DATA_BYTES + 1)
-        if len(data) > MAX_DATA_BYTES:
-            exc = OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-            exc.go_text = f"read {path}: data file larger than {MAX_DATA_BYTES} bytes"
-            raise exc
-        return data
+        """A data file's bytes (at most MAX_DATA_BYTES); OSErrors carry Go's wording in ``go_text``."""
+        fd = os.open(self._abs(path), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise _go_error(errno.EISDIR, f"read {path}: is a directory")
+            chunks, size = [], 0
+            while size <= MAX_DATA_BYTES:
+                chunk = os.read(fd, min(1 << 20, MAX_DATA_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+        if size > MAX_DATA_BYTES:
+            raise _go_error(errno.EFBIG, f"read {path}: data file larger than {MAX_DATA_BYTES} bytes")
+        return b"".join(chunks)
 
     def get_active_sagas(self) -> List[str]:
         """Every entry of the directory (ended sagas included), sorted."""
@@ -274,6 +285,12 @@ class FileSagaLog:
 
     def _abs(self, path: str) -> str:
         return os.path.join(self._cwd, path) if self._cwd else path
+
+
+def _go_error(code: int, text: str) -> OSError:
+    exc = OSError(code, os.strerror(code))
+    exc.go_text = text  # type: ignore[attr-defined]
+    return exc
 
 
 def _write_all(fd: int, data: bytes) -> None:
