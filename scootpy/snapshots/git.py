@@ -44,11 +44,11 @@ def git_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 def run(args: List[str], cwd: PathLike, env: Optional[Dict[str, str]] = None, stdin: Optional[BinaryIO] = None,
         input: Optional[bytes] = None, timeout: float = GIT_TIMEOUT_S) -> bytes:
     """Run ``git <args>`` in ``cwd``; return stdout. Raises GitError (with stderr) on failure or timeout."""
+    feed = {"input": input} if input is not None else {"stdin": stdin if stdin is not None else subprocess.DEVNULL}
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.run(["git", *args], cwd=str(cwd), env=git_env(env), input=input,
-                                  stdin=stdin if input is None else None, stdout=subprocess.PIPE, stderr=err,
-                                  timeout=timeout)
+            proc = subprocess.run(["git", *args], cwd=str(cwd), env=git_env(env), stdout=subprocess.PIPE, stderr=err,
+                                  timeout=timeout, **feed)
         except subprocess.TimeoutExpired:
             raise GitError(args, f"timed out after {timeout:g}s") from None
         except OSError as exc:
