@@ -6,6 +6,7 @@ Stdout carries results only (job ids, JSON, ``Job Status: ...``); logs go to std
 """
 
 import logging
+import signal
 import sys
 from typing import List, Optional
 
@@ -104,5 +105,7 @@ def execute(argv: List[str]) -> int:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. Ctrl-C ends the program at once, as it does a Go program."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(execute(sys.argv[1:]))
