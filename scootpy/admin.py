@@ -5,9 +5,12 @@ prefix. Unknown paths answer 501 with the reference's text.
 """
 
 import logging
+import signal
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs
 
+import gevent
+import gevent.event
 from gevent.pywsgi import WSGIServer
 
 from scootpy.metrics import Registry
@@ -79,10 +82,6 @@ class AdminServer:
 
 def run_servers(*servers: Any) -> None:
     """Start every server, then block until the process is told to stop (SIGINT/SIGTERM)."""
-    import signal
-
-    import gevent
-
     for server in servers:
         server.start()
     stop = gevent.event.Event()

@@ -5,11 +5,15 @@ It renders the reference's ``/admin/metrics.json`` shape (``<scope>/<name>`` key
 """
 
 import json
+import logging
+import math
 import re
 import threading
 import time
 from collections import deque
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+log = logging.getLogger(__name__)
 
 Labels = Tuple[Tuple[str, str], ...]
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -43,14 +47,31 @@ class Histogram:
                 self.buckets[i] += 1
 
     def json_fields(self, key: str) -> Dict[str, float]:
+        """The reference's latency keys: ``.avg`` and percentiles as float ms, ``.max .min .sum`` as int ms."""
         if not self.count:
             return {}
-        ms = sorted(s * 1000 for s in self.recent)
         out = {key + ".avg": self.total * 1000 / self.count, key + ".count": self.count,
-               key + ".max": self.max * 1000, key + ".min": self.min * 1000, key + ".sum": self.total * 1000}
+               key + ".max": _whole_ms(self.max), key + ".min": _whole_ms(self.min),
+               key + ".sum": _whole_ms(self.total)}
+        ms = sorted(s * 1000 for s in self.recent)
         for suffix, q in _QUANTILES:
-            out[key + suffix] = ms[min(len(ms) - 1, int(q * len(ms)))]
+            out[key + suffix] = _percentile(ms, q)
         return out
+
+
+def _whole_ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _percentile(values: List[float], q: float) -> float:
+    """go-metrics' SamplePercentiles: linear interpolation at rank ``q * (n + 1)``."""
+    pos = q * (len(values) + 1)
+    if pos < 1:
+        return values[0]
+    if pos >= len(values):
+        return values[-1]
+    lower, upper = values[int(pos) - 1], values[int(pos)]
+    return lower + (pos - math.floor(pos)) * (upper - lower)
 
 
 class Registry:
@@ -64,24 +85,40 @@ class Registry:
         self._gauges: Dict[str, Dict[Labels, float]] = {}
         self._histograms: Dict[str, Dict[Labels, Histogram]] = {}
         self._help: Dict[str, str] = {}
+        self._kinds: Dict[str, str] = {}
+        self._misused: Set[Tuple[str, str]] = set()
 
     def describe(self, name: str, text: str) -> None:
         self._help[name] = text
 
+    def _claim(self, name: str, kind: str) -> bool:
+        """A name keeps the kind it was first used as; a use as another kind is dropped (and logged once)."""
+        first = self._kinds.setdefault(name, kind)
+        if first != kind and (name, kind) not in self._misused:
+            self._misused.add((name, kind))
+            log.error("metric %s is a %s; ignoring its use as a %s", name, first, kind)
+        return first == kind
+
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        """Add ``amount`` to a counter."""
         with self._lock:
-            series = self._counters.setdefault(name, {})
-            key = _labels(labels)
-            series[key] = series.get(key, 0) + amount
+            if self._claim(name, "counter"):
+                series = self._counters.setdefault(name, {})
+                key = _labels(labels)
+                series[key] = series.get(key, 0) + amount
 
     def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a gauge."""
         with self._lock:
-            self._gauges.setdefault(name, {})[_labels(labels)] = value
+            if self._claim(name, "gauge"):
+                self._gauges.setdefault(name, {})[_labels(labels)] = value
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
+        """Record one latency, in seconds, in a histogram."""
         with self._lock:
-            series = self._histograms.setdefault(name, {})
-            series.setdefault(_labels(labels), Histogram()).observe(seconds)
+            if self._claim(name, "histogram"):
+                series = self._histograms.setdefault(name, {})
+                series.setdefault(_labels(labels), Histogram()).observe(seconds)
 
     def observe_rpc(self, method: str, seconds: float) -> None:
         """Count one Thrift call and its latency."""
@@ -97,12 +134,13 @@ class Registry:
         return None
 
     def to_json(self, pretty: bool = False) -> str:
-        out: Dict[str, float] = {}
+        """The reference's metrics.json object: ``<scope>/<name>[_<label value>...]`` keys."""
+        out: Dict[str, Optional[float]] = {}
         with self._lock:
             for family in (self._counters, self._gauges):
                 for name, series in family.items():
                     for labels, value in series.items():
-                        out[self._json_key(name, labels)] = int(value) if float(value).is_integer() else value
+                        out[self._json_key(name, labels)] = _json_number(value)
             for name, series in self._histograms.items():
                 for labels, hist in series.items():
                     out.update(hist.json_fields(self._json_key(name, labels)))
@@ -113,6 +151,7 @@ class Registry:
         return f"{self.scope}/{name}{suffix}"
 
     def to_prometheus(self) -> str:
+        """Prometheus text exposition format 0.0.4."""
         lines = []
         with self._lock:
             for kind, family in (("counter", self._counters), ("gauge", self._gauges)):
@@ -129,7 +168,7 @@ class Registry:
                     lines.append(f"{pname}_bucket{_prom_labels(labels + (('le', '+Inf'),))} {hist.count}")
                     lines.append(f"{pname}_sum{_prom_labels(labels)} {_num(hist.total)}")
                     lines.append(f"{pname}_count{_prom_labels(labels)} {hist.count}")
-        return "\n".join(lines) + "\n"
+        return "".join(line + "\n" for line in lines)
 
     def _prom_name(self, name: str) -> str:
         return re.sub(r"[^a-zA-Z0-9_:]", "_", f"scoot_{self.scope}_{name}")
@@ -139,14 +178,31 @@ class Registry:
         return [f"# HELP {pname} {text}", f"# TYPE {pname} {kind}"]
 
 
+def _json_number(value: float) -> Optional[float]:
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _label_name(name: str) -> str:
+    clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return "_" + clean if clean[:1].isdigit() or clean.startswith("__") or not clean else clean
 
 
 def _prom_labels(labels: Labels) -> str:
     if not labels:
         return ""
-    body = ",".join(f'{re.sub(r"[^a-zA-Z0-9_]", "_", k)}="{_escape(v)}"' for k, v in labels)
+    body = ",".join(f'{_label_name(k)}="{_escape(v)}"' for k, v in labels)
     return "{" + body + "}"
 
 
