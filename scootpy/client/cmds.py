@@ -2,7 +2,7 @@
 
 Every child runs in its own process group with our stdout/stderr and /dev/null as stdin. When a
 long-lived child exits for any reason, all children are killed (so a broken cluster fails fast).
-``kill()`` sends SIGINT to every child's process group, waits up to 5 s, then SIGKILLs the groups;
+``kill()`` sends SIGINT to every child's process group, waits up to 5 s (``grace``), then SIGKILLs the groups;
 it may be called any number of times, from any thread.
 """
 
@@ -44,7 +44,8 @@ _SIGNAL_WORDS = {"SIGINT": "interrupt", "SIGKILL": "killed", "SIGTERM": "termina
 class Cmds:
     """Start, watch and kill the processes of one cluster."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace: float = KILL_GRACE_S) -> None:
+        self.grace = grace
         self._lock = threading.Lock()
         self._watching: List[subprocess.Popen] = []
         self._killed = False
@@ -111,7 +112,7 @@ class Cmds:
                 if first:
                     log.info("SIGINT: %d %s", proc.pid, proc.args[0])
                 _signal_group(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + KILL_GRACE_S
+        deadline = time.monotonic() + self.grace
         for proc in procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
@@ -126,7 +127,7 @@ class Cmds:
             _signal_group(proc.pid, signal.SIGKILL)  # also sweeps grandchildren left in the group
         for proc in stragglers:
             try:
-                proc.wait(KILL_GRACE_S)
+                proc.wait(self.grace)
             except subprocess.TimeoutExpired:
                 log.error("process %d survived SIGKILL", proc.pid)
 
