@@ -106,15 +106,17 @@ def wait_for_jobs(client: CloudScootClient, job_ids: List[str], timeout: float,
     started = clock()
     end = started + timeout
     progress = Progress()
-    last_summary, last_logged = None, 0.0
+    last_summary, last_logged = None, -SUMMARY_INTERVAL_S
     try:
         while True:
             if clock() > end:
                 raise TimeoutError(f"Took longer than {format_duration(timeout)}")
-            done, failed = _poll_round(client, jobs)
-            summary = _summary(jobs)
-            if done or (summary != last_summary and clock() - last_logged >= SUMMARY_INTERVAL_S):
-                print_jobs(jobs)
+            full = clock() - last_logged >= SUMMARY_INTERVAL_S
+            done, failed = _poll_round(client, jobs, full)
+            if full or done:
+                summary = _summary(jobs)
+                if done or summary != last_summary:
+                    print_jobs(jobs)
                 last_summary, last_logged = summary, clock()
             progress.show(_progress_text(jobs, started))
             if done:
@@ -125,8 +127,12 @@ def wait_for_jobs(client: CloudScootClient, job_ids: List[str], timeout: float,
         progress.close()
 
 
-def _poll_round(client: CloudScootClient, jobs: Dict[str, Optional[Any]]) -> Tuple[bool, bool]:
-    """Refresh every unfinished job; (all done, an RPC failed). The first failure ends the round."""
+def _poll_round(client: CloudScootClient, jobs: Dict[str, Optional[Any]], full: bool) -> Tuple[bool, bool]:
+    """Refresh unfinished jobs; (all done, an RPC failed). The first failure ends the round.
+
+    A quick round (``full`` false) stops at the first job still running: the others cannot all be
+    done yet, and asking once per poll keeps a fast poll cheap for the scheduler.
+    """
     done = True
     for job_id, old in jobs.items():
         if is_done(old):
@@ -137,4 +143,6 @@ def _poll_round(client: CloudScootClient, jobs: Dict[str, Optional[Any]]) -> Tup
             log.info("Error: Updating Job Status ID: %s will retry later, Error: %s", job_id, e)
             return False, True
         done = done and is_done(jobs[job_id])
+        if not done and not full:
+            return False, False
     return done, False
