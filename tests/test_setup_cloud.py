@@ -135,14 +135,21 @@ def _wait_ready(env, proc, timeout=30.0):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_tears_everything_down(env, tmp_path, procs, sig):
-    proc = procs.start(setup_cmd(), env=env, cwd=str(tmp_path), stderr=subprocess.DEVNULL)
+@pytest.mark.parametrize("sig,mode", [(signal.SIGINT, []), (signal.SIGTERM, []),
+                                      (signal.SIGINT, ["run", "sleep", "31.5"])])
+def test_signal_tears_everything_down(env, tmp_path, procs, sig, mode):
+    proc = procs.start(setup_cmd(*mode), env=env, cwd=str(tmp_path), stderr=subprocess.DEVNULL)
     _wait_ready(env, proc)
     assert processes_mentioning(sched_marker(env))
+    if mode:
+        deadline = time.monotonic() + 10
+        while not processes_mentioning("sleep 31.5") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_mentioning("sleep 31.5")
     os.kill(proc.pid, sig)
     assert proc.wait(10) == 1
     assert not processes_mentioning(sched_marker(env))
+    assert not processes_mentioning("sleep 31.5")
 
 
 def test_a_dying_child_ends_wait_mode(env, tmp_path, procs):

@@ -87,10 +87,8 @@ class Cmds:
         """Run a child to completion (it is killed with the others if the cluster goes down); its status."""
         log.info("Running[%s]", " ".join(argv))
         proc = self._spawn(argv, env)
-        try:
-            returncode = proc.wait()
-        finally:
-            self._remove(proc)
+        returncode = proc.wait()  # if interrupted, the child stays watched so that kill() stops it
+        self._remove(proc)
         log.info("Run Done: %s", "<nil>" if returncode == 0 else exit_text(returncode))
         return returncode
 
