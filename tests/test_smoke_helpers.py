@@ -88,3 +88,29 @@ def test_smoke_test_failure_is_a_panic_with_exit_2(capsys, monkeypatch, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     assert execute(["run_smoke_test", "--num_jobs", "0", "--addr", "localhost:1"]) == 2
     assert "panic: num_jobs must be at least 1, got 0\n" in capsys.readouterr().err
+
+
+class Tty:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_only_on_a_terminal():
+    from scootpy.client.progress import Progress
+    tty, pipe = Tty(True), Tty(False)
+    for stream in (tty, pipe):
+        progress = Progress(stream)
+        progress.show("jobs 1/2 done")
+        progress.show("jobs 2/2 done")
+        progress.close()
+    assert tty.text == "\r\x1b[Kjobs 1/2 done\r\x1b[Kjobs 2/2 done\n"
+    assert pipe.text == ""
