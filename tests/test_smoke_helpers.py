@@ -114,3 +114,22 @@ def test_progress_only_on_a_terminal():
         progress.close()
     assert tty.text == "\r\x1b[Kjobs 1/2 done\r\x1b[Kjobs 2/2 done\n"
     assert pipe.text == ""
+
+
+def test_log_lines_erase_the_progress_line():
+    import logging
+    from scootpy.client.progress import Progress
+    tty = Tty(True)
+    handler = logging.StreamHandler(tty)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        progress = Progress(tty)
+        progress.show("p1")
+        logging.getLogger("x").warning("hello")
+        progress.show("p2")
+        progress.close()
+    finally:
+        root.removeHandler(handler)
+    assert tty.text == "\r\x1b[Kp1\r\x1b[Khello\n\r\x1b[Kp2\n"
+    assert not handler.filters
