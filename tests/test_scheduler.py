@@ -331,3 +331,24 @@ def test_snapshot_lists_jobs_tasks_and_workers(make):
     assert job["id"] == job_id and job["tasks_total"] == 2 and job["tasks_running"] == 1
     assert {t["state"] for t in job["tasks"]} == {"RUNNING", "NOT_STARTED"}
     assert snap["workers"] == [{"id": "n0", "state": "healthy", "task": f"{job_id}/t0"}]
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_live_status_equals_status_read_from_the_log(make, tmp_path, kind):
+    from scootpy.sched.api.get_status import get_status
+    from scootpy.sched.job_status import job_status_from_log
+    from scootpy.sched.saga.file import FileSagaLog
+
+    h = make([Worker("n0", mode="pause"), Worker("n1", mode="pause")])
+    if kind == "file":
+        h.log = FileSagaLog(str(tmp_path / "sagas"))
+    job_id = h.submit(tasks(4))
+    h.wait(lambda: len([m for m in h.log.get_messages(job_id) if m.type == MessageType.START_TASK]) == 4)
+    gevent.sleep(0.05)
+    live = get_status(h.sched, h.log, job_id)
+    assert h.sched.jobs[job_id].status_cache  # answered from the live state
+    assert live == job_status_from_log(h.log, job_id)
+    assert live.taskStatus and live.taskData
+    h.sched.kill_job(job_id)
+    h.wait_done(job_id)
+    assert get_status(h.sched, h.log, job_id) == job_status_from_log(h.log, job_id)

@@ -16,7 +16,7 @@ class CloudScootHandler:
         return run_job.run_job(self.scheduler, self.saga_log, job)
 
     def GetStatus(self, job_id: str) -> Any:
-        return get_status.get_status(self.saga_log, job_id)
+        return get_status.get_status(self.scheduler, self.saga_log, job_id)
 
     def KillJob(self, job_id: str) -> Any:
         return kill_job.kill_job(self.scheduler, self.saga_log, job_id)

@@ -69,6 +69,7 @@ class JobState:
         self.pending_writes = 0
         self.ending = False
         self.end_saga_after = 0.0
+        self.status_cache: Dict[str, Any] = {}
 
     @property
     def num_tasks(self) -> int:
