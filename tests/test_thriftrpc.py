@@ -11,7 +11,8 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 
 from scootpy.idl import bazel, scoot, worker
 from scootpy.metrics import Registry
-from scootpy.thriftrpc import Limits, PeerClosed, PeerError, ThriftClient, ThriftServer, go_field_name, missing_required, parse_addr
+from scootpy.thriftrpc import (Limits, PeerClosed, PeerError, ThriftClient, ThriftServer, go_field_name,
+                               missing_required, parse_addr)
 from tests.test_wire_fixtures import encode_message, read_message
 
 JOB = scoot.JobDefinition(
@@ -357,3 +358,30 @@ def test_parse_addr(text, expected):
 def test_parse_addr_rejects_bad_text(text):
     with pytest.raises(ValueError, match="want host:port"):
         parse_addr(text)
+
+
+def test_server_sets_tcp_nodelay_on_accepted_connections(handler):
+    accepted = []
+
+    class Recording(ThriftServer):
+        def _handle(self, sock, peer):
+            accepted.append(sock)
+            super()._handle(sock, peer)
+
+    srv = Recording(scoot.CloudScoot, handler, ("127.0.0.1", 0))
+    srv.start()
+    try:
+        with socket.create_connection(srv.address) as sock, sock.makefile("rb") as source:
+            raw_exchange(sock, source, "GetSchedulerStatus", scoot.CloudScoot.GetSchedulerStatus_args())
+            assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        srv.stop()
+
+
+def test_pipelined_calls_are_answered_in_order(server):
+    calls = b"".join(encode_message("GetStatus", TMessageType.CALL, i,
+                                    scoot.CloudScoot.GetStatus_args(jobId=str(i))) for i in range(1, 6))
+    with socket.create_connection(server.address) as sock, sock.makefile("rb") as source:
+        sock.sendall(calls)
+        replies = [read_message(source, scoot.CloudScoot) for _ in range(5)]
+    assert [(r[2], r[3].success.id) for r in replies] == [(i, str(i)) for i in range(1, 6)]
