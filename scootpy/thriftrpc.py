@@ -252,27 +252,9 @@ class ThriftServer:
 
     def _call(self, proto: TBinaryProtocol, name: str, seqid: int, args: Any) -> None:
         result = getattr(self.service, name + "_result")()
-        values = [getattr(args, spec[1]) for spec in args.thrift_spec.values()]
-        started = time.monotonic()
-        try:
-            success = getattr(self.handler, name)(*values)
-            if "success" in [s[1] for s in result.thrift_spec.values()]:
-                result.success = success
-        except TException as e:
-            if not self._declared(result, e):
-                self._internal_error(proto, name, seqid, e)
-                return
-        except Exception as e:
-            log.warning("%s failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
-            self._internal_error(proto, name, seqid, e)
-            return
-        finally:
-            if self.metrics is not None:
-                self.metrics.observe_rpc(name, time.monotonic() - started)
-        missing = missing_required(result)
-        if missing:
-            log.error("%s reply lacks required fields %s; sending an error instead", name, missing)
-            self._internal_error(proto, name, seqid, ValueError(f"reply lacks required field {missing[0]}"))
+        error = self._invoke(name, args, result) or self._check_reply(name, result)
+        if error is not None:
+            self._internal_error(proto, name, seqid, error)
             return
         try:
             proto.write_message_begin(name, TMessageType.REPLY, seqid)
@@ -284,6 +266,37 @@ class ThriftServer:
             return
         proto.write_message_end()
         proto.trans.flush()
+
+    def _invoke(self, name: str, args: Any, result: Any) -> Optional[Exception]:
+        """Run the handler and fill ``result``; return the exception to report as INTERNAL_ERROR, if any."""
+        values = [getattr(args, spec[1]) for spec in args.thrift_spec.values()]
+        started = time.monotonic()
+        try:
+            value = getattr(self.handler, name)(*values)
+            if 0 in result.thrift_spec:
+                result.success = value
+        except TException as e:
+            if not self._declared(result, e):
+                return e
+        except Exception as e:
+            log.warning("%s failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
+            return e
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe_rpc(name, time.monotonic() - started)
+        return None
+
+    @staticmethod
+    def _check_reply(name: str, result: Any) -> Optional[Exception]:
+        """Refuse a reply a Go client would reject: no result for a non-void method, or a missing field."""
+        answered = any(getattr(result, s[1]) is not None for s in result.thrift_spec.values())
+        missing = missing_required(result)
+        if 0 in result.thrift_spec and not answered:
+            missing = ["success"]
+        if missing:
+            log.error("%s reply lacks required fields %s; sending an error instead", name, missing)
+            return ValueError(f"reply lacks required field {missing[0]}")
+        return None
 
     @staticmethod
     def _declared(result: Any, exc: Exception) -> bool:
@@ -401,6 +414,8 @@ class ThriftClient:
             value = getattr(result, spec[1])
             if spec[1] != "success" and value is not None:
                 raise value
+        if 0 in result.thrift_spec and result.success is None:
+            raise TApplicationException(TApplicationException.MISSING_RESULT, f"{name} failed: unknown result")
         return getattr(result, "success", None)
 
     def close(self) -> None:

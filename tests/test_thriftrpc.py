@@ -48,6 +48,8 @@ class Handler:
             return scoot.JobId()
         if job.tag == "wrongtype":
             return 42
+        if job.tag == "none":
+            return None
         if job.tag == "slow":
             gevent.sleep(1.0)
         if job.tag == "crowd":
@@ -137,6 +139,7 @@ def test_declared_exception_keeps_the_connection(client):
     ("boom", "Internal error processing RunJob: kaboom"),
     ("missing", "Internal error processing RunJob: reply lacks required field success.id"),
     ("wrongtype", "Internal error processing RunJob: reply cannot be encoded: "),
+    ("none", "Internal error processing RunJob: reply lacks required field success"),
 ])
 def test_undeclared_failures_become_internal_error_and_the_connection_keeps_serving(server, tag, text):
     with socket.create_connection(server.address) as sock, sock.makefile("rb") as source:
@@ -316,6 +319,8 @@ def one_shot_server(reply: bytes):
      TApplicationException, "RunJob failed: out of sequence response"),
     (encode_message("KillJob", TMessageType.REPLY, 1, scoot.CloudScoot.RunJob_result(success=scoot.JobId("x"))),
      TApplicationException, "RunJob failed: wrong method name"),
+    (encode_message("RunJob", TMessageType.REPLY, 1, scoot.CloudScoot.RunJob_result()),
+     TApplicationException, "RunJob failed: unknown result"),
 ])
 def test_client_refuses_bad_replies(reply, error, text):
     listener, g = one_shot_server(reply)
