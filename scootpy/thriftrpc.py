@@ -136,8 +136,9 @@ def _guard(read_begin: Callable) -> Callable:
 
     def checked(inbuf):
         header = read_begin(inbuf)
-        if isinstance(inbuf, SocketTransport):
-            inbuf.check_container(header[-1], *header[:-1])
+        check = getattr(inbuf, "check_container", None)  # SocketTransport, or any bounded transport
+        if check is not None:
+            check(header[-1], *header[:-1])
         return header
 
     return checked
@@ -414,8 +415,6 @@ class ThriftClient:
             value = getattr(result, spec[1])
             if spec[1] != "success" and value is not None:
                 raise value
-        if 0 in result.thrift_spec and result.success is None:
-            raise TApplicationException(TApplicationException.MISSING_RESULT, f"{name} failed: unknown result")
         return getattr(result, "success", None)
 
     def close(self) -> None:
