@@ -27,6 +27,7 @@ from scootpy.sched.cluster_state import ClusterState
 from scootpy.sched.config import SchedulerConfig
 from scootpy.sched.definitions import Job, JobDefinition
 from scootpy.sched.job_state import JobState, TaskState
+from scootpy.sched.readiness import probe_until_ready
 from scootpy.sched.saga.codec import encode_run_status
 from scootpy.sched.task_runner import USER_REQUESTED, TaskRunner, TryResult
 
@@ -224,25 +225,14 @@ class Scheduler:
             self._probing[node_id] = gevent.spawn(self._probe_loop, node_id)
 
     def _probe_loop(self, node_id: str) -> None:
-        """Probe a suspended node until it is ready or gives up; results go to the loop as messages."""
+        """Probe a suspended node; the outcome reaches the loop as a message."""
+        def report(ready: bool) -> None:
+            self.post(lambda: self.cluster.mark_ready(node_id, ready=ready, gave_up=not ready))
+
         try:
-            while not self._stopping:
-                client = self.worker_client(node_id)
-                try:
-                    with gevent.Timeout(self.config.probe_timeout):
-                        ready = self.probe(client)
-                except gevent.Timeout:
-                    ready = False
-                except Exception as e:
-                    log.warning("node %s: gave up on readiness: %s", node_id, e)
-                    self.post(lambda: self.cluster.mark_ready(node_id, ready=False, gave_up=True))
-                    return
-                finally:
-                    client.close()
-                if ready:
-                    self.post(lambda: self.cluster.mark_ready(node_id))
-                    return
-                gevent.sleep(self.config.ready_backoff)
+            c = self.config
+            probe_until_ready(node_id, self.worker_client, self.probe, c.probe_timeout, c.ready_backoff, report,
+                              lambda: self._stopping)
         finally:
             self.post(lambda: self._probing.pop(node_id, None))
 
@@ -380,8 +370,15 @@ class Scheduler:
         cmd = RunCommand(argv=list(command.argv), env=dict(command.env), snapshot_id=command.snapshot_id,
                          timeout_ms=max(-MAX_TIMEOUT_MS, min(MAX_TIMEOUT_MS, int(timeout_s * 1000))),
                          job_id=job.id, task_id=task.task_id, tag=job.tag)
+        try:
+            client = self.worker_client(node_id)
+        except Exception as e:
+            log.warning("node %s: cannot make a worker client, suspending it: %s", node_id, e)
+            self.cluster.untrust(node_id)
+            self.cluster.mark_ready(node_id, ready=False, gave_up=True)
+            return
         runner = TaskRunner(
-            cmd, job.saga, self.worker_client(node_id), c, timeout_s,
+            cmd, job.saga, client, c, timeout_s,
             final_on_failure=task.times_tried >= c.max_retries,
             final_on_infra=task.infra_tries >= max(c.max_retries, c.infra_retries),
             node_alive=lambda: self.cluster.usable(node_id),

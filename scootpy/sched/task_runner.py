@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_TRAILER = " -> Error(s) encountered, canceling task."
 USER_REQUESTED = "UserRequested"
+END_TASK_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -219,4 +220,9 @@ class TaskRunner:
                      outcome.error or status.error)
             return TryResult(status, final=False, infra=outcome.infra)
         logged = self._log(self.saga.end_task, status)
+        for _ in range(END_TASK_RETRIES):
+            if logged:
+                break
+            gevent.sleep(self.config.runner_retry_interval)
+            logged = self._log(self.saga.end_task, status)
         return TryResult(status, final=True, infra=outcome.infra, logged=logged)
