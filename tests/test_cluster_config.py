@@ -35,8 +35,10 @@ def test_static_cluster():
 
 
 def test_file_and_local_clusters_build(tmp_path):
-    assert membership_from_config({"Type": "file", "Path": str(tmp_path / "m.txt")}).name == "file"
-    assert membership_from_config({"Type": "local"}).name == "local"
+    watched = membership_from_config({"Type": "file", "Path": str(tmp_path / "m.txt")})
+    assert (watched.name, watched.interval) == ("file", 0.5)
+    local = membership_from_config({"Type": "local"})
+    assert (local.name, local.interval) == ("local", 1.0)  # ps x every second, as the reference
 
 
 def test_static_update_shape():
