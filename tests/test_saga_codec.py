@@ -1,6 +1,7 @@
 """Saga payload codecs: byte equality with the reference's files and round trips."""
 
 import glob
+import random
 import os
 
 import pytest
@@ -149,3 +150,39 @@ def test_payload_to_scoot_run_status():
     assert (full.status, full.runId, full.error, full.exitCode) == (4, "2", "e", 240)
     assert (full.jobId, full.taskId, full.tag) == (None, None, None)
     assert payload_to_scoot_run_status(b'{"1":{"i32":42},"2":{"str":"x"}}') is None
+
+
+@pytest.mark.parametrize("tail", [
+    b"\x0f\x00\x02\x01\x7f\xff\xff\xff",  # list of 2^31-1 elements of an invalid type (would loop for ever)
+    b"\x0f\x00\x02\x0c\x7f\xff\xff\xff",  # list of 2^31-1 structs in a few bytes
+    b"\x0d\x00\x02\x0b\x0b\x7f\xff\xff\xff",  # map announcing 2^31-1 entries
+    b"\x0f\x00\x02\x0c\xff\xff\xff\xff",  # negative count
+    b"\x0b\x00\x04\x7f\xff\xff\xff",  # string longer than the blob
+])
+def test_hostile_job_blobs_fail_fast_without_allocating(tail):
+    blob = b"\x0b\x00\x01\x00\x00\x00\x01x\x0c\x00\x02" + tail
+    with pytest.raises(JobBlobError):
+        decode_job(blob)
+
+
+def test_mutated_job_blobs_only_ever_raise_job_blob_error():
+    rng = random.Random(7)
+    blobs = [read(p) for p in JOB_BLOBS]
+    for _ in range(1000):
+        blob = bytearray(rng.choice(blobs))
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(blob))
+            if rng.random() < 0.6:
+                blob[pos] = rng.randrange(256)
+            else:
+                del blob[pos:pos + rng.randint(1, 16)]
+        try:
+            decode_job(bytes(blob))
+        except JobBlobError:
+            pass
+
+
+def test_deeply_nested_payload_is_ignored_not_a_crash():
+    assert decode_run_status(b"[" * 100_000) == RunStatus(RunState.UNKNOWN)
+    nested = b'{"1":{"i32":3},"11":{"rec":' + b'{"5":{"rec":' * 50_000
+    assert decode_run_status(nested).state == RunState.COMPLETE

@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from thriftpy2.thrift import TType
 from thriftpy2.protocol import TBinaryProtocolFactory
-from thriftpy2.utils import deserialize, serialize
+from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.utils import serialize
 
 from scootpy.idl import sched, scoot, worker
 from scootpy.runs import RunStatus, run_status_from_thrift, run_status_to_thrift
@@ -37,12 +38,44 @@ def encode_job(job: Any) -> bytes:
     return serialize(job, TBinaryProtocolFactory())
 
 
+# Smallest encoding of one container element per wire type: no announced count can outrun the blob.
+_MIN_ELEMENT_BYTES = {TType.BOOL: 1, TType.BYTE: 1, TType.DOUBLE: 8, TType.I16: 2, TType.I32: 4, TType.I64: 8,
+                      TType.STRING: 4, TType.STRUCT: 1, TType.MAP: 6, TType.SET: 5, TType.LIST: 5}
+
+
+class _BlobReader:
+    """Read-only in-memory transport: a short read or an impossible container header is an error at once."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        if n < 0 or self._pos + n > len(self._data):
+            raise JobBlobError("job blob ends early")
+        chunk = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return chunk
+
+    def check_container(self, count: int, *element_types: int) -> None:
+        if any(t not in _MIN_ELEMENT_BYTES for t in element_types):
+            raise JobBlobError(f"job blob has a container of invalid element type {element_types}")
+        if count < 0 or count * sum(_MIN_ELEMENT_BYTES[t] for t in element_types) > len(self._data) - self._pos:
+            raise JobBlobError(f"job blob announces {count} container items it cannot hold")
+
+
 def decode_job(blob: bytes) -> Any:
-    """Parse a job blob into a ``sched.Job``; JobBlobError if it is not one (missing required fields too)."""
+    """Parse a job blob into a ``sched.Job``; JobBlobError if it is not one (missing required fields too).
+
+    Safe on damaged input: sizes are checked against the blob before anything is allocated or looped over.
+    """
     if not blob:
         raise JobBlobError("empty job blob")
+    job = sched.Job()
     try:
-        job = deserialize(sched.Job(), bytes(blob), TBinaryProtocolFactory())
+        TBinaryProtocol(_BlobReader(bytes(blob)), strict_read=False).read_struct(job)
+    except JobBlobError:
+        raise
     except Exception as exc:
         raise JobBlobError(f"cannot decode job blob: {exc}") from exc
     missing = missing_required(job)
@@ -228,7 +261,7 @@ def tjson_loads_into(obj: Any, data: bytes) -> Optional[Exception]:
     decoder = json.JSONDecoder()
     try:
         return _decode_fields_lenient(obj, text, decoder)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         return exc
 
 
