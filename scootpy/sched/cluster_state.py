@@ -75,12 +75,14 @@ class ClusterState:
     def untrust(self, node_id: str) -> bool:
         """A try on this node failed for infrastructure reasons; returns True when it needs a new probe."""
         node = self.healthy.pop(node_id, None)
-        if node is None:
+        if node is not None:
+            self.suspended[node_id] = node
+        else:
             node = self.suspended.get(node_id)
-            return node is not None and not node.ready and not node.gave_up
+            if node is None:
+                return False
         node.ready = False
-        self.suspended[node_id] = node
-        return True
+        return not node.gave_up
 
     def mark_ready(self, node_id: str, ready: bool = True, gave_up: bool = False) -> None:
         node = self.suspended.get(node_id)
