@@ -40,6 +40,11 @@ def test_messages_come_back_in_order(log):
     assert got[1:] == sent
 
 
+def test_empty_batch_is_a_no_op(log):
+    log.log_messages([])
+    assert log.get_active_sagas() == []
+
+
 def test_log_messages_across_sagas(log):
     log.start_saga("x", b"")
     log.start_saga("y", b"")

@@ -77,6 +77,8 @@ class FileSagaLog:
 
     def log_messages(self, messages: List[SagaMessage]) -> None:
         """Append several messages, sharing fsyncs; on error, some of them may have been written."""
+        if not messages:
+            return
         for msg in messages:
             layout.check_saga_id(msg.saga_id)
             if msg.type in TASK_MESSAGE_TYPES:
