@@ -44,6 +44,8 @@ class Worker:
     def run(self, cmd) -> RunStatus:
         self._check("run:" + cmd.task_id)
         run_id = str(len(self.runs))
+        if self.mode == "busy":
+            return RunStatus(RunState.FAILED, run_id="", error="No resources available. Please try later.")
         final = {"complete": RunState.COMPLETE, "fail": RunState.FAILED, "timeout": RunState.TIMEDOUT}
         state = final.get(self.mode, RunState.RUNNING)
         self.runs[run_id] = RunStatus(state, run_id=run_id, exit_code=self.exit_code,
@@ -177,6 +179,22 @@ def test_unreachable_worker_is_suspended_and_the_task_reruns_elsewhere(make):
     assert all(s.state == RunState.COMPLETE for s in h.end_tasks(job_id).values())
     assert "n0" in h.sched.cluster.suspended
     assert good.calls.count("run:t0") + good.calls.count("run:t1") == 2
+
+
+def test_busy_worker_refusal_sends_the_task_elsewhere(make):
+    busy, good = Worker("n0", mode="busy"), Worker("n1", mode="pause")
+    h = make([busy, good], SchedulerConfig(**{**FAST.__dict__, "ready_backoff": 5.0}), probe=probe_ready)
+    h.wait(lambda: len(h.sched.cluster.healthy) == 2)
+    job_id = h.submit(tasks(2))
+    h.wait(lambda: "run:t0" in good.calls or "run:t1" in good.calls)
+    h.wait(lambda: "n0" in h.sched.cluster.suspended)
+    good.mode = "complete"
+    for run_id, status in list(good.runs.items()):
+        good.runs[run_id] = RunStatus(RunState.COMPLETE, run_id=run_id, task_id=status.task_id)
+    h.wait_done(job_id)
+    assert {s.state for s in h.end_tasks(job_id).values()} == {RunState.COMPLETE}
+    assert [c for c in busy.calls if c.startswith("run:")] == ["run:t0"] or \
+        [c for c in busy.calls if c.startswith("run:")] == ["run:t1"]
 
 
 def test_infrastructure_failures_end_dead_lettered_after_the_retry_budget(make):

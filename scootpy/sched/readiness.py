@@ -10,12 +10,15 @@ log = logging.getLogger(__name__)
 
 def probe_until_ready(node_id: str, make_client: Callable[[str], Any], probe: Callable[[Any], bool],
                       timeout: float, backoff: float, report: Callable[[bool], None],
-                      stopping: Callable[[], bool]) -> None:
+                      stopping: Callable[[], bool], initial_delay: float = 0.0) -> None:
     """Probe ``node_id`` until ready (``report(True)``) or it gives up for good (``report(False)``).
 
     A probe that fails, times out or finds the worker still initialising is retried after ``backoff`` s;
-    a worker that reports an initialisation error, or one no client can be made for, gives up.
+    a worker that reports an initialisation error, or one no client can be made for, gives up. A node that
+    just failed a try waits ``initial_delay`` s first, so its retried task goes to another node meanwhile.
     """
+    if initial_delay:
+        gevent.sleep(initial_delay)
     while not stopping():
         client = None
         try:

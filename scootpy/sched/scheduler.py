@@ -218,13 +218,13 @@ class Scheduler:
         else:
             request.result.set(None)
 
-    def _start_probe(self, node_id: str) -> None:
+    def _start_probe(self, node_id: str, delay: float = 0.0) -> None:
         if self.probe is None:
             self.cluster.mark_ready(node_id)
         elif node_id not in self._probing:
-            self._probing[node_id] = gevent.spawn(self._probe_loop, node_id)
+            self._probing[node_id] = gevent.spawn(self._probe_loop, node_id, delay)
 
-    def _probe_loop(self, node_id: str) -> None:
+    def _probe_loop(self, node_id: str, delay: float) -> None:
         """Probe a suspended node; the outcome reaches the loop as a message."""
         def report(ready: bool) -> None:
             self.post(lambda: self.cluster.mark_ready(node_id, ready=ready, gave_up=not ready))
@@ -232,7 +232,7 @@ class Scheduler:
         try:
             c = self.config
             probe_until_ready(node_id, self.worker_client, self.probe, c.probe_timeout, c.ready_backoff, report,
-                              lambda: self._stopping)
+                              lambda: self._stopping, delay)
         finally:
             self.post(lambda: self._probing.pop(node_id, None))
 
@@ -251,7 +251,7 @@ class Scheduler:
         task.last_status = result.status
         if result.infra and self.cluster.untrust(node_id):
             log.warning("node %s: suspended after a failed try of job %s task %s", node_id, job.id, task.task_id)
-            self._start_probe(node_id)
+            self._start_probe(node_id, self.config.ready_backoff)
         if result.final:
             job.task_completed(task.task_id)
             self.metrics.inc("schedCompletedTaskCounter" if result.logged else "schedFailedTaskCounter")
