@@ -1,157 +1,28 @@
 """Thrift over plain TCP, as the reference speaks it: unframed, binary protocol, strict writes, lenient reads.
 
 ``ThriftServer`` serves one handler on gevent, a greenlet per connection. ``ThriftClient`` calls a remote
-service over one lazily dialled connection and re-dials after a failed call. Both share ``SocketTransport``,
-which buffers writes, enforces ``Limits`` on what a peer may send, and times out peers that stall
-mid-message while letting idle, well-behaved connections wait forever.
+service over one lazily dialled connection and re-dials after a failed call. Both speak through
+``scootpy.thriftio.SocketTransport`` (size caps and stall timeouts; ``Limits`` is re-exported here).
 """
 
 import logging
 import socket
 import struct
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 import gevent
 import gevent.server
-import thriftpy2.protocol.binary as binary
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TException, TMessageType, TType
 
+from scootpy.thriftio import Limits, PeerClosed, PeerError, SocketTransport, protocol
+
+__all__ = ["Limits", "PeerClosed", "PeerError", "ThriftClient", "ThriftServer", "go_field_name",
+           "missing_required", "parse_addr", "serve_in_background"]
+
 log = logging.getLogger(__name__)
-
-MiB = 1 << 20
-
-# Element types a peer may announce in a list, set or map header, with their smallest encoded size. Every
-# element then costs at least one byte of the message budget, so no announced count can loop without reading.
-_MIN_ELEMENT_BYTES = {TType.BOOL: 1, TType.BYTE: 1, TType.DOUBLE: 8, TType.I16: 2, TType.I32: 4, TType.I64: 8,
-                      TType.STRING: 4, TType.STRUCT: 1, TType.MAP: 6, TType.SET: 5, TType.LIST: 5}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a peer may send in one message; anything larger closes that connection."""
-
-    max_message_bytes: int = 64 * MiB
-    max_string_bytes: int = 64 * MiB
-    max_container_items: int = 16 * MiB
-    stall_timeout: float = 30.0
-
-
-class PeerError(Exception):
-    """The peer broke the protocol or a limit; the connection must be dropped."""
-
-
-class PeerClosed(PeerError):
-    """The peer closed the connection."""
-
-
-class SocketTransport:
-    """A byte stream over a socket with write buffering and per-message read budgets."""
-
-    def __init__(self, sock: socket.socket, limits: Limits = Limits(), io_timeout: Optional[float] = None):
-        self.sock = sock
-        self.limits = limits
-        self.io_timeout = io_timeout
-        self._rbuf = bytearray()
-        self._wbuf = bytearray()
-        self._budget = limits.max_message_bytes
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(io_timeout)
-
-    def wait_for_message(self) -> bool:
-        """Wait, with no time limit, for the first byte of the next message. False when the peer closed."""
-        self._budget = self.limits.max_message_bytes
-        if self._rbuf:
-            return True
-        self.sock.settimeout(self.io_timeout)
-        try:
-            self._fill(1)
-        except PeerClosed:
-            return False
-        return True
-
-    def begin_reply(self) -> None:
-        """Reset the read budget and the full I/O timeout before reading a reply (client side)."""
-        self._budget = self.limits.max_message_bytes
-        self.sock.settimeout(self.io_timeout)
-
-    def _fill(self, want: int) -> None:
-        while len(self._rbuf) < want:
-            chunk = self.sock.recv(max(65536, want - len(self._rbuf)))
-            if not chunk:
-                raise PeerClosed("connection closed by peer")
-            self._rbuf += chunk
-            # Once a message has begun, a peer that stalls is cut off rather than waited on forever.
-            self.sock.settimeout(self.limits.stall_timeout if self.io_timeout is None
-                                 else min(self.io_timeout, self.limits.stall_timeout))
-
-    def read(self, n: int) -> bytes:
-        if n < 0:
-            raise PeerError(f"negative length {n}")
-        if n > self._budget:
-            raise PeerError(f"message exceeds {self.limits.max_message_bytes} bytes")
-        if n > self.limits.max_string_bytes:  # only strings and binaries are read in pieces this large
-            raise PeerError(f"string of {n} bytes exceeds limit {self.limits.max_string_bytes}")
-        self._budget -= n
-        try:
-            self._fill(n)
-        except socket.timeout:
-            raise PeerError("timed out waiting for the peer") from None
-        data = bytes(self._rbuf[:n])
-        del self._rbuf[:n]
-        return data
-
-    def write(self, data: bytes) -> None:
-        self._wbuf += data
-
-    def flush(self) -> None:
-        data, self._wbuf = bytes(self._wbuf), bytearray()
-        self.sock.sendall(data)
-
-    def discard_output(self) -> None:
-        """Drop whatever was written since the last flush (a reply that failed half-way through encoding)."""
-        self._wbuf = bytearray()
-
-    def check_container(self, n: int, *element_types: int) -> None:
-        """Refuse a container header whose count or element types no honest message could have."""
-        for etype in element_types:
-            if etype not in _MIN_ELEMENT_BYTES:
-                raise PeerError(f"container announces invalid element type {etype}")
-        least = n * sum(_MIN_ELEMENT_BYTES[t] for t in element_types)
-        if n < 0 or n > self.limits.max_container_items or least > self._budget:
-            raise PeerError(f"container of {n} items exceeds limits")
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def _guard(read_begin: Callable) -> Callable:
-    """Wrap a thriftpy2 container-header reader so announced sizes are checked before any allocation."""
-
-    def checked(inbuf):
-        header = read_begin(inbuf)
-        check = getattr(inbuf, "check_container", None)  # SocketTransport, or any bounded transport
-        if check is not None:
-            check(header[-1], *header[:-1])
-        return header
-
-    return checked
-
-
-# thriftpy2's pure binary protocol looks these helpers up at call time; wrapping them lets our transport
-# veto absurd container sizes. Strings are bounded by the per-message budget inside SocketTransport.read.
-binary.read_list_begin = _guard(binary.read_list_begin)
-binary.read_map_begin = _guard(binary.read_map_begin)
-
-
-def _protocol(transport: SocketTransport) -> TBinaryProtocol:
-    return TBinaryProtocol(transport, strict_read=False, strict_write=True)
 
 
 def go_field_name(name: str) -> str:
@@ -220,7 +91,7 @@ class ThriftServer:
             sock.close()
             return
         transport = SocketTransport(sock, self.limits)
-        proto = _protocol(transport)
+        proto = protocol(transport)
         try:
             while transport.wait_for_message():
                 if not self._serve_one(proto):
@@ -378,7 +249,7 @@ class ThriftClient:
 
     def _call(self, name: str, args: tuple) -> Any:
         transport = self._connect()
-        proto = _protocol(transport)
+        proto = protocol(transport)
         self._seqid += 1
         call_args = getattr(self.service, name + "_args")()
         for spec, value in zip(call_args.thrift_spec.values(), args):
