@@ -73,6 +73,7 @@ class Scheduler:
         self._messages: Deque[Callable[[], None]] = deque()
         self._internal_kills: Deque[str] = deque()
         self._probing: Dict[str, gevent.Greenlet] = {}
+        self._runners: set = set()
         self._greenlet: Optional[gevent.Greenlet] = None
         self._stopping = False
 
@@ -122,9 +123,10 @@ class Scheduler:
         self._greenlet = gevent.spawn(self.run)
 
     def stop(self) -> None:
+        """Stop the loop, probes and tries in flight without recording anything (recovery resumes them)."""
         self._stopping = True
         self.wake.set()
-        for greenlet in list(self._probing.values()):
+        for greenlet in list(self._probing.values()) + list(self._runners):
             greenlet.kill(block=False)
         if self._greenlet is not None:
             self._greenlet.join(timeout=5)
@@ -387,7 +389,9 @@ class Scheduler:
         self.cluster.task_scheduled(node_id, job.id, task.task_id, command.snapshot_id)
         job.task_started(task.task_id, node_id, runner)
         self.metrics.inc("scheduledTasksCounter")
-        gevent.spawn(runner.run)
+        greenlet = gevent.spawn(runner.run)
+        self._runners.add(greenlet)
+        greenlet.link(self._runners.discard)
 
     # --- Read-only views ---------------------------------------------------------------------------
 
