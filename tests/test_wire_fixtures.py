@@ -1,5 +1,6 @@
 """Golden wire data: every message recorded between reference peers decodes with our IDLs, re-encodes to the
-same bytes, and our ThriftClient sends byte-identical calls (seqids included) and decodes the recorded replies.
+same bytes; our ThriftClient sends byte-identical calls (seqids included) and decodes the recorded replies;
+our ThriftServer accepts the recorded calls and, given the recorded values, answers byte-identical replies.
 
 The raw helpers here (``encode_message``, ``decode_message``, ``read_message``) use thriftpy2's binary codec
 on plain byte buffers, independent of scootpy.thriftrpc; other wire tests import them.
@@ -17,7 +18,7 @@ from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
 from scootpy.idl import scoot, worker
-from scootpy.thriftrpc import ThriftClient
+from scootpy.thriftrpc import ThriftClient, ThriftServer
 from tests.procs import FIXTURES
 
 WIRE = FIXTURES / "wire"
@@ -210,3 +211,40 @@ def test_enum_fields_render_by_name():
     status = worker.RunStatus(status=worker.Status.TIMEDOUT, runId="1")
     assert to_plain(status)["status"] == "TIMEDOUT"
     assert TType.I32 == worker.RunStatus.thrift_spec[1][0]
+
+
+class Playback:
+    """A handler answering each call with the next recorded reply (or recorded error text)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def __getattr__(self, method):
+        def answer(*_args):
+            name, mtype, _seqid, body, _ = self.answers.pop(0)
+            assert name == method
+            if mtype == TMessageType.EXCEPTION:
+                raise RuntimeError(body.message.split(": ", 1)[1])
+            return body.success if 0 in body.thrift_spec else None
+
+        return answer
+
+
+@pytest.mark.parametrize("connection", list(CONNECTIONS))
+def test_server_accepts_reference_calls_and_answers_reference_bytes(connection):
+    """Given the recorded values, our ThriftServer writes exactly the bytes the Go server wrote."""
+    entries = CONNECTIONS[connection]
+    service = service_of(entries[0])
+    calls = [(WIRE / e["file"]).read_bytes() for e in entries if e["message_type"] == "CALL"]
+    replies = [(WIRE / e["file"]).read_bytes() for e in entries if e["message_type"] != "CALL"]
+    server = ThriftServer(service, Playback(decode_message(r, service) for r in replies), ("127.0.0.1", 0))
+    server.start()
+    try:
+        with socket.create_connection(server.address) as sock, sock.makefile("rb") as source:
+            for call, reply in zip(calls, replies):
+                sock.sendall(call)
+                recorder = Recorder(source)
+                read_message(recorder, service)
+                assert bytes(recorder.seen) == reply
+    finally:
+        server.stop()
