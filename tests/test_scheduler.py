@@ -54,6 +54,8 @@ class Worker:
 
     def query(self) -> WorkerStatus:
         self._check("query")
+        if self.mode == "hang":
+            gevent.sleep(3600)
         if self.mode == "uninitialized":
             return WorkerStatus(initialized=False)
         return WorkerStatus(runs=[] if self.mode == "vanish" else list(self.runs.values()), initialized=True)
@@ -207,6 +209,21 @@ def test_infrastructure_failures_end_dead_lettered_after_the_retry_budget(make):
     assert status.state == RunState.FAILED
     assert status.error.startswith(f"Empty run status, jobId: {job_id}, taskId: t0, err: ")
     assert status.error.endswith(DEAD_LETTER_TRAILER)
+
+
+def test_worker_that_hangs_mid_task_is_given_up_and_the_task_rerun(make):
+    flaky, good = Worker("n0", mode="pause"), Worker("n1")
+    config = SchedulerConfig(**{**FAST.__dict__, "rpc_timeout": 0.05})
+    h = make([flaky, good], config)
+    h.wait(lambda: len(h.sched.cluster.healthy) == 2)
+    h.sched.offline_worker("n1")
+    job_id = h.submit(tasks(1))
+    h.wait(lambda: "query" in flaky.calls)
+    flaky.mode = "hang"
+    h.sched.reinstate_worker("n1")
+    h.wait_done(job_id)
+    assert h.end_tasks(job_id)["t0"].state == RunState.COMPLETE
+    assert "run:t0" in good.calls
 
 
 def test_run_missing_from_a_restarted_worker_is_rerun(make):

@@ -60,6 +60,7 @@ class SchedulerConfig:
     runner_retry_interval: float = 1.0
     ready_backoff: float = 5.0
     probe_timeout: float = 10.0
+    rpc_timeout: float = 15.0
     max_lost: float = 60.0
     poll_start: float = 0.005
     poll_max: float = 0.25
@@ -157,14 +158,15 @@ def _duration(obj: Dict[str, Any], key: str) -> float:
 
 # Our own optional knobs (the reference hard-codes these); a Go scheduler ignores unknown keys.
 _EXTRA_DURATIONS = (("RunnerRetryTimeout", "runner_retry_timeout"), ("RunnerRetryInterval", "runner_retry_interval"),
-                    ("ReadyFnBackoff", "ready_backoff"), ("MaxLostDuration", "max_lost"))
+                    ("ReadyFnBackoff", "ready_backoff"), ("MaxLostDuration", "max_lost"),
+                    ("WorkerRpcTimeout", "rpc_timeout"))
 
 
 def scheduler_config_from_dict(obj: Dict[str, Any]) -> SchedulerConfig:
     """Read the SchedulerConfig option, applying the reference's in-code defaults for zero values.
 
     Besides the reference's fields it reads ``InfraRetriesPerTask`` and the durations ``RunnerRetryTimeout``,
-    ``RunnerRetryInterval``, ``ReadyFnBackoff`` and ``MaxLostDuration``.
+    ``RunnerRetryInterval``, ``ReadyFnBackoff``, ``MaxLostDuration`` and ``WorkerRpcTimeout``.
     """
     timeout = _duration(obj, "DefaultTaskTimeout") or DEFAULT_TASK_TIMEOUT_S
     overhead = _duration(obj, "TaskTimeoutOverhead") or DEFAULT_TASK_TIMEOUT_OVERHEAD_S

@@ -104,6 +104,15 @@ class TaskRunner:
                            task_id=self.cmd.task_id)
         return _Outcome(status, user_abort=end_task)
 
+    def _call(self, method: Callable, *args: Any, timeout: Optional[float] = None) -> Any:
+        """One worker RPC, bounded in time: a worker that hangs is as unreachable as one that refuses."""
+        limit = timeout or self.config.rpc_timeout
+        try:
+            with gevent.Timeout(limit):
+                return method(*args)
+        except gevent.Timeout:
+            raise WorkerUnreachable(self.cmd.task_id, f"no answer within {limit}s") from None
+
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
 
@@ -127,7 +136,7 @@ class TaskRunner:
             if aborted:
                 return aborted
             try:
-                status = self.client.run(self.cmd)
+                status = self._call(self.client.run, self.cmd)
             except WorkerUnreachable as e:
                 if (elapsed + self.config.runner_retry_interval >= self.config.runner_retry_timeout
                         or not self.node_alive()):
@@ -153,7 +162,7 @@ class TaskRunner:
                 self._abort_run(self.run_id)
                 return _Outcome(RunStatus(RunState.TIMEDOUT, run_id=self.run_id))
             try:
-                runs = self.client.query().runs
+                runs = self._call(self.client.query).runs
             except WorkerUnreachable as e:
                 err_elapsed += self.config.runner_retry_interval
                 if err_elapsed >= self.config.runner_retry_timeout or not self.node_alive():
@@ -181,7 +190,7 @@ class TaskRunner:
         if not run_id:
             return
         try:
-            self.client.abort(run_id)
+            self._call(self.client.abort, run_id, timeout=2 * self.config.rpc_timeout)
         except Exception as e:
             log.debug("job %s task %s: Abort %s: %s", self.cmd.job_id, self.cmd.task_id, run_id, e)
 
