@@ -226,3 +226,25 @@ def wait_for(predicate, timeout, what):
 
 def completed(client, job_id):
     return client.GetStatus(job_id).status == scoot.Status.COMPLETED
+
+
+def test_sigterm_stops_the_scheduler_cleanly(procs, tmp_path):
+    import signal
+
+    thrift, http = free_port(), free_port()
+    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-log_level", "error"], cwd=str(tmp_path))
+    wait_port(thrift, proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_allow_from_refuses_other_peers(procs, tmp_path):
+    thrift, http = free_port(), free_port()
+    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-log_level", "error", "-allow_from", "10.9.9.0/24"], cwd=str(tmp_path))
+    wait_port(thrift, proc=proc)
+    client = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=5)
+    with pytest.raises(Exception):
+        client.GetSchedulerStatus()
+    client.close()
