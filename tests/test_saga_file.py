@@ -388,3 +388,70 @@ def test_killed_writer_leaves_no_stuck_commit(monkeypatch, log):
     monkeypatch.setattr(file_mod, "_fsync_targets", real)
     log.log_message(SagaMessage("j", T.START_TASK, "b"))
     assert [m.task_id for m in log.get_messages("j")][-1] == "b"
+
+
+# --- incremental re-reading ------------------------------------------------------------------------------------
+
+def count_data_reads(monkeypatch, log):
+    reads = []
+    real = log._read_data
+
+    def counted(path):
+        reads.append(path)
+        return real(path)
+    monkeypatch.setattr(log, "_read_data", counted)
+    return reads
+
+
+def test_rereading_parses_only_appended_records(monkeypatch, log):
+    log.start_saga("j", b"x")
+    log.log_messages([SagaMessage("j", T.START_TASK, f"t{i}", b"d") for i in range(5)])
+    reads = count_data_reads(monkeypatch, log)
+    first = log.get_messages("j")
+    assert len(reads) == 6
+    first.clear()  # callers own the list they get
+    log.log_message(SagaMessage("j", T.END_TASK, "t0", b"e"))
+    again = log.get_messages("j")
+    assert len(reads) == 7 and len(again) == 7 and again[-1].data == b"e"
+    assert again == FileSagaLog(log.directory, cwd=log._cwd).get_messages("j")
+
+
+def test_replaced_or_truncated_log_is_parsed_afresh(tmp_path, log):
+    log.start_saga("j", b"x")
+    log.log_message(SagaMessage("j", T.START_TASK, "t"))
+    assert len(log.get_messages("j")) == 2
+    log_file = tmp_path / LOG_DIR / "j" / "log"
+    lines = log_file.read_text().splitlines(keepends=True)
+    replacement = tmp_path / "new-log"
+    replacement.write_text("".join(lines[:2]) + "End Saga\n")
+    os.replace(replacement, log_file)
+    assert [m.type for m in log.get_messages("j")] == [T.START_SAGA, T.END_SAGA]
+    with open(log_file, "r+") as f:
+        f.truncate(len(lines[0]) + len(lines[1]))
+    assert [m.type for m in log.get_messages("j")] == [T.START_SAGA]
+    log_file.unlink()
+    assert log.get_messages("j") == []
+
+
+def test_partial_last_line_is_never_cached(tmp_path, log):
+    d = write_raw(tmp_path, "j", "", files=["blob"])
+    log_file = tmp_path / d / "log"
+    log_file.write_text(f"Start Saga\n{d}/blob\nEnd Saga")
+    assert [m.type for m in log.get_messages("j")] == [T.START_SAGA, T.END_SAGA]
+    with open(log_file, "a") as f:
+        f.write("\n")
+    assert [m.type for m in log.get_messages("j")] == [T.START_SAGA, T.END_SAGA]
+
+
+def test_parsed_log_cache_is_bounded():
+    from scootpy.sched.saga.readcache import ParsedLogCache
+    cache = ParsedLogCache(max_bytes=1000)
+    msgs = [SagaMessage("s", T.START_TASK, "t", b"x" * 100)]
+    for i in range(10):
+        cache.store(f"s{i}", (1, i), 10, msgs)
+    assert cache.lookup("s0", (1, 0), 10) == (0, [])
+    assert cache.lookup("s9", (1, 9), 10) == (10, msgs)
+    assert cache.lookup("s9", (1, 99), 10) == (0, [])
+    assert cache.lookup("s9", (1, 9), 5) == (0, [])
+    cache.store("huge", (1, 1), 10, [SagaMessage("s", T.START_TASK, "t", b"x" * 5000)])
+    assert cache.lookup("huge", (1, 1), 10) == (0, [])

@@ -8,6 +8,7 @@ share fsyncs. fsync runs in gevent's thread pool, so other greenlets keep runnin
 line is appended only after its data file is durable, and a failed append is truncated away, so a log never
 points at a missing file because of us. Reference quirks fixed: task ids with "/" (or newlines) are refused
 with a clear error; two records of one task and type in the same millisecond get distinct file names.
+Reading a saga again parses only what was appended since (``readcache.py``), so polling a big job is cheap.
 """
 
 import errno
@@ -22,6 +23,7 @@ import gevent
 from gevent.event import Event
 
 from scootpy.sched.saga import layout
+from scootpy.sched.saga.readcache import ParsedLogCache
 from scootpy.sched.saga.log import (InvalidSagaMessageError, MessageType, SagaLogError, SagaMessage,
                                     TASK_MESSAGE_TYPES)
 
@@ -58,6 +60,7 @@ class FileSagaLog:
         self._cwd = cwd
         self._queue: List[_Record] = []
         self._committer: Optional[gevent.Greenlet] = None
+        self._parsed = ParsedLogCache()
         self._starting: Dict[str, int] = {}
         self.stats = {"records": 0, "commits": 0, "fsyncs": 0}
         try:
@@ -249,15 +252,22 @@ class FileSagaLog:
             return []
         log_path = layout.go_join(self.directory, saga_id, layout.LOG_NAME)
         try:
-            os.stat(self._abs(log_path))
+            info = os.stat(self._abs(log_path))
         except OSError:
+            self._parsed.forget(saga_id)
             return []
+        identity = (info.st_dev, info.st_ino)
+        offset, earlier = self._parsed.lookup(saga_id, identity, info.st_size)
         try:
             with open(self._abs(log_path), "rb") as f:
+                f.seek(offset)
                 content = f.read()
         except OSError as exc:
             raise SagaLogError(layout.go_os_error("open", log_path, exc)) from exc
-        return layout.parse_log(saga_id, content, self._read_data)
+        messages = earlier + layout.parse_log(saga_id, content, self._read_data)
+        if content.endswith(b"\n"):  # never resume parsing inside a line another writer is still writing
+            self._parsed.store(saga_id, identity, offset + len(content), messages)
+        return list(messages)
 
     def _read_data(self, path: str) -> bytes:
         """A data file's bytes (at most MAX_DATA_BYTES); OSErrors carry Go's wording in ``go_text``."""
