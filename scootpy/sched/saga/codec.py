@@ -258,9 +258,15 @@ def tjson_loads_into(obj: Any, data: bytes) -> Optional[Exception]:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         return exc
-    decoder = json.JSONDecoder()
     try:
-        return _decode_fields_lenient(obj, text, decoder)
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        doc = None  # damaged: read it field by field below, keeping what precedes the damage
+    try:
+        if doc is not None:
+            _decode_struct(obj, doc)
+            return None
+        return _decode_fields_lenient(obj, text, json.JSONDecoder())
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         return exc
 

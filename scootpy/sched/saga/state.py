@@ -7,7 +7,7 @@ for an aborted saga); a message with no data (None) leaves the stored data uncha
 """
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from scootpy.sched.saga.log import (InvalidSagaMessageError, InvalidSagaStateError, MessageType, SagaMessage,
@@ -35,8 +35,8 @@ class TaskRecord:
     comp_end_data: Optional[bytes] = None
 
 
-_DATA_FIELD = {MessageType.START_TASK: "start_data", MessageType.END_TASK: "end_data",
-               MessageType.START_COMP_TASK: "comp_start_data", MessageType.END_COMP_TASK: "comp_end_data"}
+_DATA_INDEX = {MessageType.START_TASK: 1, MessageType.END_TASK: 2, MessageType.START_COMP_TASK: 3,
+               MessageType.END_COMP_TASK: 4}  # position in TaskRecord's fields
 
 FIRST_MESSAGE_ERROR = "InvalidMessages: first message must be StartSaga"
 
@@ -109,14 +109,11 @@ class SagaState:
         task_id = msg.task_id
         had = task_id in self._tasks
         old = self.task(task_id)
-        new = old
+        fields = [old.flags, old.start_data, old.end_data, old.comp_start_data, old.comp_end_data]
         if msg.data is not None:
-            new = replace(new, **{_DATA_FIELD[msg.type]: msg.data})
-        if msg.type == MessageType.START_TASK:
-            new = replace(new, flags=TaskFlag.STARTED)
-        else:
-            new = replace(new, flags=new.flags | _FLAG_SET[msg.type])
-        self._tasks[task_id] = new
+            fields[_DATA_INDEX[msg.type]] = msg.data
+        fields[0] = TaskFlag.STARTED if msg.type == MessageType.START_TASK else old.flags | _FLAG_SET[msg.type]
+        self._tasks[task_id] = TaskRecord(*fields)
 
         def undo() -> None:
             if had:
