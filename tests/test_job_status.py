@@ -1,5 +1,6 @@
 """GetStatus from the saga log: the fixture log read back must print exactly what the reference printed."""
 
+import os
 import shutil
 
 import pytest
@@ -20,6 +21,15 @@ JOBS = {"a-completed": "b8c9aef3-997a-40bb-4c4e-5e677593d545", "b-killed": "5f1d
         "c-unfinished": "52c2a24f-015c-4c2d-4ffc-b49b717eef88"}
 LOG_DIR = ".scootdata/filesagalog"
 
+
+
+def copy_writable(src, dst):
+    """Copy a (read-only) fixture tree so the test may change it."""
+    shutil.copytree(src, dst)
+    os.chmod(dst, 0o755)
+    for root, dirs, files in os.walk(dst):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
 
 def go_json(obj) -> str:
     """Go encoding/json of a generated Thrift struct: declared order, omitempty optionals, enum names."""
@@ -153,7 +163,7 @@ def test_invalid_history_raises_reference_text():
 
 
 def test_corrupted_saga_raises_reference_text_others_unaffected(tmp_path):
-    shutil.copytree(SAGA_LOG / ".scootdata", tmp_path / ".scootdata", symlinks=False)
+    copy_writable(SAGA_LOG / ".scootdata", tmp_path / ".scootdata")
     job = JOBS["c-unfinished"]
     victim = next((tmp_path / LOG_DIR / job).glob("End Task_t00_*"))
     victim.unlink()

@@ -1,5 +1,6 @@
 """Recovery selection: which sagas a restarted scheduler resumes, on the fixture log and damaged copies."""
 
+import os
 import shutil
 
 import pytest
@@ -22,6 +23,15 @@ class Sleeps(list):
         self.append(seconds)
 
 
+
+def copy_writable(src, dst):
+    """Copy a (read-only) fixture tree so the test may change it."""
+    shutil.copytree(src, dst)
+    os.chmod(dst, 0o755)
+    for root, dirs, files in os.walk(dst):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
+
 def test_backoff_matches_reference():
     assert [backoff_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 3.5, 7.5]
     assert backoff_s(7) == 60 and backoff_s(10_000) == 60
@@ -39,7 +49,7 @@ def test_fixture_log_recovers_only_the_unfinished_job():
 @pytest.fixture
 def damaged(tmp_path):
     """A copy of the fixture log plus one saga for every kind of damage."""
-    shutil.copytree(FIXTURE_DIR / ".scootdata", tmp_path / ".scootdata")
+    copy_writable(FIXTURE_DIR / ".scootdata", tmp_path / ".scootdata")
     root = tmp_path / LOG_DIR
     log = FileSagaLog(LOG_DIR, cwd=str(tmp_path))
     (root / "no-log").mkdir()
@@ -137,7 +147,7 @@ def test_read_errors_retried_then_skipped_when_persistent():
 
 
 def test_recovered_saga_can_be_resumed_and_finished(tmp_path):
-    shutil.copytree(FIXTURE_DIR / ".scootdata", tmp_path / ".scootdata")
+    copy_writable(FIXTURE_DIR / ".scootdata", tmp_path / ".scootdata")
     log = FileSagaLog(LOG_DIR, cwd=str(tmp_path))
     (saga_id, state), = recoverable_sagas(log).recovered
     saga = Saga.resume(log, state)
