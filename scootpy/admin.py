@@ -1,13 +1,15 @@
 """The HTTP admin server every Scoot process runs: ``/health``, ``/admin/metrics.json``, ``/metrics``.
 
 Servers add their own paths (worker output files, bundlestore, status page) as WSGI apps mounted on a path
-prefix. Unknown paths answer 501 with the reference's text.
+prefix. Unknown paths answer 501 with the reference's text. With ``clean_paths=True`` it also redirects
+like Go's ServeMux: an unclean path (``/output//0-stdout``, ``/a/../health``) and a mount prefix ``/x/``
+asked for as ``/x`` get a 301 to the clean path, query kept (the worker's ``/output/`` URIs rely on it).
 """
 
 import logging
 import signal
 from typing import Any, Callable, Iterable, List, Optional, Tuple
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import gevent
 import gevent.event
@@ -41,10 +43,12 @@ class AdminServer:
     """A gevent WSGI server with the admin endpoints plus mounted apps."""
 
     def __init__(self, addr: Tuple[str, int], metrics: Registry,
-                 mounts: Iterable[Tuple[str, WsgiApp]] = (), allow: Optional[Callable[[str], bool]] = None):
+                 mounts: Iterable[Tuple[str, WsgiApp]] = (), allow: Optional[Callable[[str], bool]] = None,
+                 clean_paths: bool = False):
         self.metrics = metrics
         self.mounts = sorted(mounts, key=lambda m: -len(m[0]))
         self.allow = allow
+        self.clean_paths = clean_paths
         self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog())
 
     @property
@@ -64,6 +68,12 @@ class AdminServer:
         if self.allow is not None and not self.allow(environ.get("REMOTE_ADDR", "")):
             return respond(start_response, "403 Forbidden", b"forbidden\n")
         path = environ.get("PATH_INFO", "")
+        if self.clean_paths:
+            target = clean_path(path)
+            if any(prefix.endswith("/") and target == prefix[:-1] for prefix, _ in self.mounts):
+                target += "/"
+            if target != path:
+                return _redirect(environ, start_response, target)
         if path == "/health":
             return respond(start_response, "200 OK", b"ok")
         if path == "/admin/metrics.json":
@@ -78,6 +88,35 @@ class AdminServer:
                 return app(environ, start_response)
         return respond(start_response, "501 Not Implemented", UNKNOWN_PATH_TEXT,
                        headers=[("X-Content-Type-Options", "nosniff")])
+
+
+def clean_path(path: str) -> str:
+    """Go's ServeMux cleanPath: resolve ``.``, ``..`` and ``//``, keep a trailing slash, always rooted."""
+    parts: List[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if parts:
+                parts.pop()
+        elif segment not in ("", "."):
+            parts.append(segment)
+    clean = "/" + "/".join(parts)
+    return clean + "/" if path.endswith("/") and clean != "/" else clean
+
+
+def _redirect(environ: dict, start_response: Callable, path: str) -> List[bytes]:
+    """A 301 as Go's http.Redirect writes it (HTML note for GET, no body otherwise)."""
+    location = quote(path, safe="/:@!$&'()*+,;=-._~")
+    if environ.get("QUERY_STRING"):
+        location += "?" + environ["QUERY_STRING"]
+    headers = [("Location", location)]
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in ("GET", "HEAD"):
+        start_response("301 Moved Permanently", headers + [("Content-Length", "0")])
+        return [b""]
+    escaped = "".join({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"}.get(c, c)
+                      for c in location)
+    body = f'<a href="{escaped}">Moved Permanently</a>.\n\n'.encode() if method == "GET" else b""
+    return respond(start_response, "301 Moved Permanently", body, "text/html; charset=utf-8", headers)
 
 
 def run_servers(*servers: Any) -> None:

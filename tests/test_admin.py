@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from scootpy.admin import UNKNOWN_PATH_TEXT, AdminServer, respond
+from scootpy.admin import UNKNOWN_PATH_TEXT, AdminServer, clean_path, respond
 from scootpy.idl import scoot
 from scootpy.metrics import Registry
 from scootpy.thriftrpc import ThriftClient
@@ -130,3 +130,49 @@ def test_run_servers_serves_until_signalled(procs, tmp_path, sig):
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and out == b"stopped\n"
+
+
+@pytest.fixture
+def slash_mount(registry):
+    server = AdminServer(("127.0.0.1", 0), registry, mounts=[("/output/", echo_app)], clean_paths=True)
+    server.start()
+    yield server.address[1]
+    server.stop()
+
+
+@pytest.mark.parametrize("path, location", [
+    ("/output//0-stdout?file=file://vm/tmp/x", "/output/0-stdout?file=file://vm/tmp/x"),
+    ("/output", "/output/"),
+    ("/a/../health", "/health"),
+    ("/./health", "/health"),
+    ("//admin//metrics.json?pretty=true", "/admin/metrics.json?pretty=true"),
+    ("/output/x/../y/", "/output/y/"),
+])
+def test_unclean_paths_redirect_like_go_servemux(slash_mount, path, location):
+    status, headers, body = get(slash_mount, path)
+    assert (status, headers["Location"]) == (301, location)
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert body == f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
+
+
+def test_redirect_for_other_methods_has_no_body(slash_mount):
+    for method in ("HEAD", "POST"):
+        status, headers, body = get(slash_mount, "/output//0-stdout", method)
+        assert (status, headers["Location"], body) == (301, "/output/0-stdout", b"")
+
+
+def test_clean_paths_reach_their_handler(slash_mount):
+    assert get(slash_mount, "/output/0-stdout")[::2] == (200, b"mounted /output/0-stdout")
+    assert get(slash_mount, "/output/")[::2] == (200, b"mounted /output/")
+    assert get(slash_mount, "/health")[::2] == (200, b"ok")
+
+
+def test_without_clean_paths_unclean_paths_are_served_as_given(admin):
+    assert get(admin, "/output//0-stdout")[::2] == (200, b"mounted /output//0-stdout")
+    assert get(admin, "/a/../health")[0] == 501
+
+
+@pytest.mark.parametrize("path, clean", [("", "/"), ("/", "/"), ("/..", "/"), ("/a/b/../../..", "/"),
+                                         ("a/b", "/a/b"), ("/a//b/", "/a/b/"), ("/a/./", "/a/")])
+def test_clean_path_matches_go(path, clean):
+    assert clean_path(path) == clean
