@@ -9,7 +9,8 @@ from thriftpy2.thrift import TType
 from scootpy.idl import scoot
 from scootpy.runs import RunState, RunStatus
 from scootpy.sched.job_status import job_status_from_log
-from scootpy.sched.saga.codec import encode_run_status, go_json_string
+from scootpy.sched.saga.codec import encode_run_status
+from scootpy.sched.saga.tjson import go_json_string
 from scootpy.sched.saga.file import FileSagaLog
 from scootpy.sched.saga.log import CorruptedSagaLogError, InvalidSagaStateError, MessageType as T, SagaMessage
 from scootpy.sched.saga.memory import MemorySagaLog

@@ -9,8 +9,8 @@ import pytest
 from scootpy.idl import bazel, sched, worker
 from scootpy.runs import RunState, RunStatus
 from scootpy.sched.saga.codec import (JobBlobError, decode_job, decode_run_status, encode_job, encode_run_status,
-                                      go_json_string, job_task_ids, payload_to_scoot_run_status, tjson_dumps,
-                                      tjson_loads_into)
+                                      job_task_ids, payload_to_scoot_run_status)
+from scootpy.sched.saga.tjson import go_json_string, tjson_dumps, tjson_loads_into
 from tests.procs import FIXTURES
 
 SAGA_DIR = FIXTURES / "saga-log" / ".scootdata" / "filesagalog"
