@@ -3,11 +3,13 @@ deep nesting and stalled peers close that connection only; the server keeps serv
 Configurable caps are checked against an in-process server.
 """
 
+import os
 import random
 import socket
 import struct
 import sys
 import textwrap
+import time
 
 import gevent
 import pytest
@@ -98,6 +100,18 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def open_fds(pid: int, settle: float = 5.0) -> int:
+    """Open descriptors of ``pid`` once the count stops changing (the server closes peers asynchronously)."""
+    count, deadline = len(os.listdir(f"/proc/{pid}/fd")), time.monotonic() + settle
+    while time.monotonic() < deadline:
+        gevent.sleep(0.2)
+        now = len(os.listdir(f"/proc/{pid}/fd"))
+        if now == count:
+            break
+        count = now
+    return count
+
+
 def valid_calls(port: int, n: int) -> None:
     with ThriftClient(scoot.CloudScoot, f"127.0.0.1:{port}", timeout=10) as client:
         for i in range(n):
@@ -127,13 +141,14 @@ def test_hostile_input_drops_only_that_connection_and_memory_stays_flat(server_p
     proc, port, log_path = server_process
     valid_calls(port, 200)
     run_round(port)  # warm-up: first use of every code path
-    before = rss_bytes(proc.pid)
+    before, fds_before = rss_bytes(proc.pid), open_fds(proc.pid)
     for _ in range(5):
         run_round(port)
     valid_calls(port, 200)
-    after = rss_bytes(proc.pid)
+    after, fds_after = rss_bytes(proc.pid), open_fds(proc.pid)
     assert proc.poll() is None
     assert after - before < 8 * 1024 * 1024, f"RSS grew from {before} to {after}"
+    assert fds_after <= fds_before, f"file descriptors leaked: {fds_before} -> {fds_after}"
     log = log_path.read_text()
     assert "Traceback" not in log and "level=error" not in log, log[-2000:]
     for reason in ("invalid element type", "exceeds limit", "container of 2147483647 items", "Bad version",
