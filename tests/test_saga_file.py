@@ -455,3 +455,11 @@ def test_parsed_log_cache_is_bounded():
     assert cache.lookup("s9", (1, 9), 5) == (0, [])
     cache.store("huge", (1, 1), 10, [SagaMessage("s", T.START_TASK, "t", b"x" * 5000)])
     assert cache.lookup("huge", (1, 1), 10) == (0, [])
+
+
+def test_creating_the_log_directory_makes_it_durable(tmp_path, monkeypatch):
+    counter = FsyncCounter(monkeypatch)
+    FileSagaLog(str(tmp_path / "a" / "b" / "sagas"))
+    assert counter.calls == 3  # the parents of sagas, b and a
+    FileSagaLog(str(tmp_path / "a" / "b" / "sagas"))
+    assert counter.calls == 3

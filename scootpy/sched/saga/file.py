@@ -63,10 +63,18 @@ class FileSagaLog:
         self._parsed = ParsedLogCache()
         self._starting: Dict[str, int] = {}
         self.stats = {"records": 0, "commits": 0, "fsyncs": 0}
+        root = os.path.abspath(self._abs(directory))
+        missing = []
+        while not os.path.isdir(root) and root not in missing:
+            missing.append(root)
+            root = os.path.dirname(root)
         try:
             os.makedirs(self._abs(directory), mode=0o777, exist_ok=True)
         except OSError as exc:
             raise SagaLogError(layout.go_os_error("mkdir", directory, exc)) from exc
+        errors = _fsync_targets([os.path.dirname(d) for d in missing])  # make the new directories durable
+        if errors:
+            raise next(iter(errors.values()))
 
     # --- writing -----------------------------------------------------------------------------------------------
 
