@@ -1,5 +1,7 @@
 """Saga transition rules (SagaState) and the write-through Saga object over the memory log."""
 
+import random
+
 import gevent
 import pytest
 
@@ -266,3 +268,38 @@ def test_resume_continues_a_rebuilt_saga():
     saga.end_task("a", b"r")
     saga.end_saga()
     assert rebuild_state("s1", log.get_messages("s1")).completed
+
+
+# --- randomized properties ---------------------------------------------------------------------------------
+
+def snapshot(state):
+    return (state.aborted, state.completed, {t: state.task(t) for t in state.task_ids()})
+
+
+def random_message(rng):
+    kind = rng.choice(list(T))
+    task = rng.choice(["a", "b", "c"]) if kind not in (T.START_SAGA, T.END_SAGA, T.ABORT_SAGA) else ""
+    data = rng.choice([None, b"", b"x", b"y"]) if task else None
+    return msg(kind, task, data)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_random_histories_rebuild_to_the_live_state_and_rejections_change_nothing(seed):
+    rng = random.Random(seed)
+    log = MemorySagaLog()
+    saga = Saga.start(log, "s1", b"job")
+    for _ in range(30):
+        m = random_message(rng)
+        before = snapshot(saga.state)
+        writes = {T.START_TASK: lambda: saga.start_task(m.task_id, m.data),
+                  T.END_TASK: lambda: saga.end_task(m.task_id, m.data), T.END_SAGA: saga.end_saga,
+                  T.ABORT_SAGA: saga.abort_saga}
+        try:
+            if m.type in writes:
+                writes[m.type]()
+            else:
+                saga.state.apply(m)
+                log.log_message(m)
+        except (InvalidSagaStateError, InvalidSagaMessageError):
+            assert snapshot(saga.state) == before
+    assert snapshot(rebuild_state("s1", log.get_messages("s1"))) == snapshot(saga.state)
