@@ -1,0 +1,54 @@
+"""The Worker Thrift service: IDL method names, Thrift structs in and out, the work done by ``RunQueue``.
+
+No method raises: every problem is an answer (FAILED/UNKNOWN statuses), as in the reference.
+"""
+
+import logging
+import time
+
+from scootpy.idl import worker
+from scootpy.metrics import Registry
+from scootpy.runs import run_command_from_thrift, run_status_to_thrift
+from scootpy.workerserver.runqueue import RunQueue
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHandler:
+    """``worker.Worker`` over a ``RunQueue``."""
+
+    def __init__(self, queue: RunQueue, metrics: Registry):
+        self.queue = queue
+        self.metrics = metrics
+        self.last_contact = time.monotonic()
+
+    def _contact(self, counter: str) -> None:
+        self.last_contact = time.monotonic()
+        self.metrics.inc(f"handler/{counter}")
+
+    def QueryWorker(self):
+        self._contact("workerQueries")
+        runs, initialized = self.queue.query()
+        return worker.WorkerStatus(runs=[run_status_to_thrift(r) for r in runs], initialized=initialized,
+                                   error="")
+
+    def Run(self, cmd):
+        started = time.monotonic()
+        self._contact("runs")
+        command = run_command_from_thrift(cmd)
+        log.info("Run argv=%s snapshotId=%s timeoutMs=%s jobID=%s taskID=%s tag=%s", command.argv,
+                 command.snapshot_id, command.timeout_ms, command.job_id, command.task_id, command.tag)
+        status = self.queue.run(command, bazel=cmd.bazelRequest is not None)
+        log.info("Run answered run %r %s %s", status.run_id, status.state.name, status.error)
+        self.metrics.observe("handler/runLatency_ms", time.monotonic() - started)
+        return run_status_to_thrift(status)
+
+    def Abort(self, runId):
+        self._contact("aborts")
+        log.info("Abort run %r", runId)
+        return run_status_to_thrift(self.queue.abort(runId or ""))
+
+    def Erase(self, runId):
+        self._contact("clears")
+        log.info("Erase run %r", runId)
+        self.queue.erase(runId or "")
