@@ -5,13 +5,20 @@ on what a peer may send (message, string and container sizes) before anything is
 peer that stalls mid-message while letting an idle connection wait forever.
 """
 
+import io
 import socket
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import thriftpy2.protocol.binary as binary
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TType
+
+try:  # thriftpy2's C encoder: same bytes, several times faster than the pure one
+    from thriftpy2.protocol.cybin import TCyBinaryProtocol
+    from thriftpy2.transport.memory import TCyMemoryBuffer
+except ImportError:  # pragma: no cover - thriftpy2 built without its extensions
+    TCyBinaryProtocol = None
 
 MiB = 1 << 20
 
@@ -102,10 +109,6 @@ class SocketTransport:
         data, self._wbuf = bytes(self._wbuf), bytearray()
         self.sock.sendall(data)
 
-    def discard_output(self) -> None:
-        """Drop whatever was written since the last flush (a reply that failed half-way through encoding)."""
-        self._wbuf = bytearray()
-
     def check_container(self, n: int, *element_types: int) -> None:
         """Refuse a container header whose count or element types no honest message could have."""
         for etype in element_types:
@@ -144,3 +147,20 @@ binary.read_map_begin = _guard(binary.read_map_begin)
 def protocol(transport: SocketTransport) -> TBinaryProtocol:
     """The reference's protocol: binary, strict (versioned) writes, lenient reads."""
     return TBinaryProtocol(transport, strict_read=False, strict_write=True)
+
+
+def encode_message(name: str, mtype: int, seqid: int, body: Any) -> bytes:
+    """One whole message (strict, versioned header) as bytes; raises if ``body`` does not fit its IDL."""
+    if TCyBinaryProtocol is not None:
+        buf = TCyMemoryBuffer()
+        proto = TCyBinaryProtocol(buf, strict_write=True)
+        proto.write_message_begin(name, mtype, seqid)
+        body.write(proto)
+        proto.write_message_end()
+        buf.flush()
+        return buf.getvalue()
+    out = io.BytesIO()
+    pure = TBinaryProtocol(out, strict_write=True)
+    pure.write_message_begin(name, mtype, seqid)
+    body.write(pure)
+    return out.getvalue()

@@ -9,7 +9,7 @@ import logging
 import socket
 import struct
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gevent
 import gevent.server
@@ -17,7 +17,7 @@ from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TException, TMessageType, TType
 
-from scootpy.thriftio import Limits, PeerClosed, PeerError, SocketTransport, protocol
+from scootpy.thriftio import Limits, PeerClosed, PeerError, SocketTransport, encode_message, protocol
 
 __all__ = ["Limits", "PeerClosed", "PeerError", "ThriftClient", "ThriftServer", "go_field_name",
            "missing_required", "parse_addr", "serve_in_background"]
@@ -33,26 +33,41 @@ def go_field_name(name: str) -> str:
 def missing_required(obj: Any, path: str = "") -> List[str]:
     """List the required fields (recursively) that are None in a thriftpy2 struct."""
     missing = []
-    for spec in getattr(obj, "thrift_spec", {}).values():
-        ttype, name, required = spec[0], spec[1], spec[-1]
+    for name, required, nested in _check_plan(type(obj)):
         value = getattr(obj, name, None)
-        where = f"{path}{name}"
         if value is None:
-            if required is True:
-                missing.append(where)
-            continue
-        missing += _missing_in_value(ttype, spec, value, where)
+            if required:
+                missing.append(path + name)
+        elif nested == "struct":
+            missing += missing_required(value, f"{path}{name}.")
+        elif nested == "list":
+            missing += [m for i, v in enumerate(value) for m in missing_required(v, f"{path}{name}[{i}].")]
+        elif nested == "map":
+            missing += [m for k, v in value.items() for m in missing_required(v, f"{path}{name}[{k}].")]
     return missing
 
 
-def _missing_in_value(ttype: int, spec: tuple, value: Any, where: str) -> List[str]:
-    if ttype == TType.STRUCT:
-        return missing_required(value, where + ".")
-    if ttype in (TType.LIST, TType.SET) and isinstance(spec[2], tuple) and spec[2][0] == TType.STRUCT:
-        return [m for i, v in enumerate(value) for m in missing_required(v, f"{where}[{i}].")]
-    if ttype == TType.MAP and isinstance(spec[2][1], tuple) and spec[2][1][0] == TType.STRUCT:
-        return [m for k, v in value.items() for m in missing_required(v, f"{where}[{k}].")]
-    return []
+_PLANS: Dict[type, Tuple[Tuple[str, bool, Optional[str]], ...]] = {}  # one entry per struct class
+
+
+def _check_plan(cls: type) -> Tuple[Tuple[str, bool, Optional[str]], ...]:
+    """The fields of ``cls`` worth looking at: required ones and those holding structs."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        steps = []
+        for spec in getattr(cls, "thrift_spec", {}).values():
+            ttype, inner = spec[0], spec[2] if len(spec) == 4 else None
+            nested = None
+            if ttype == TType.STRUCT:
+                nested = "struct"
+            elif ttype in (TType.LIST, TType.SET) and isinstance(inner, tuple) and inner[0] == TType.STRUCT:
+                nested = "list"
+            elif ttype == TType.MAP and isinstance(inner[1], tuple) and inner[1][0] == TType.STRUCT:
+                nested = "map"
+            if spec[-1] is True or nested:
+                steps.append((spec[1], spec[-1] is True, nested))
+        plan = _PLANS[cls] = tuple(steps)
+    return plan
 
 
 class ThriftServer:
@@ -129,14 +144,12 @@ class ThriftServer:
             self._internal_error(proto, name, seqid, error)
             return
         try:
-            proto.write_message_begin(name, TMessageType.REPLY, seqid)
-            result.write(proto)
+            data = encode_message(name, TMessageType.REPLY, seqid, result)
         except Exception as e:  # the handler returned something that does not fit the IDL
             log.error("%s reply cannot be encoded: %r", name, e)
-            proto.trans.discard_output()
             self._internal_error(proto, name, seqid, ValueError(f"reply cannot be encoded: {e}"))
             return
-        proto.write_message_end()
+        proto.trans.write(data)
         proto.trans.flush()
 
     def _invoke(self, name: str, args: Any, result: Any) -> Optional[Exception]:
@@ -185,9 +198,7 @@ class ThriftServer:
 
     @staticmethod
     def _send_exception(proto: TBinaryProtocol, name: str, seqid: int, kind: int, message: str) -> None:
-        proto.write_message_begin(name, TMessageType.EXCEPTION, seqid)
-        TApplicationException(kind, message).write(proto)
-        proto.write_message_end()
+        proto.trans.write(encode_message(name, TMessageType.EXCEPTION, seqid, TApplicationException(kind, message)))
         proto.trans.flush()
 
 
@@ -249,18 +260,15 @@ class ThriftClient:
 
     def _call(self, name: str, args: tuple) -> Any:
         transport = self._connect()
-        proto = protocol(transport)
-        self._seqid += 1
         call_args = getattr(self.service, name + "_args")()
         for spec, value in zip(call_args.thrift_spec.values(), args):
             setattr(call_args, spec[1], value)
-        proto.write_message_begin(name, TMessageType.CALL, self._seqid)
-        call_args.write(proto)
-        proto.write_message_end()
+        data = encode_message(name, TMessageType.CALL, self._seqid + 1, call_args)
+        self._seqid += 1
+        transport.write(data)
         transport.flush()
-
         transport.begin_reply()
-        return self._read_reply(proto, name)
+        return self._read_reply(protocol(transport), name)
 
     def _read_reply(self, proto: TBinaryProtocol, name: str) -> Any:
         got_name, mtype, seqid = proto.read_message_begin()
