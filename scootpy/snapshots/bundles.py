@@ -79,15 +79,16 @@ def read_header(stream: BinaryIO) -> Tuple[BundleHeader, bytes]:
             raise BundleError("not a git bundle: bad signature")
 
 
-def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_REF) -> None:
-    """Write a bundle holding ``tip`` (a commit) and its whole history to the file ``out``."""
+def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_REF, deltas: bool = True) -> None:
+    """Write a bundle holding ``tip`` (a commit) and its whole history to the file ``out``. Without
+    ``deltas`` no delta search is done (faster for one tree, whose files rarely delta against each other)."""
     out.write(f"# v2 git bundle\n{tip} {ref}\n\n".encode())
     out.flush()
-    _pack_to(repo, tip, out)
+    _pack_to(repo, tip, out, deltas)
 
 
-def _pack_to(repo: git.PathLike, tip: str, out: BinaryIO) -> None:
-    args = ["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"]
+def _pack_to(repo: git.PathLike, tip: str, out: BinaryIO, deltas: bool) -> None:
+    args = ["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"] + ([] if deltas else ["--window=0"])
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run(["git", *args], cwd=str(repo), env=git.git_env(), input=f"{tip}\n".encode(),
                               stdout=out, stderr=err, timeout=git.GIT_TIMEOUT_S)

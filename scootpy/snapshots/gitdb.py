@@ -117,7 +117,7 @@ class GitDB:
             if name not in self._uploaded and not self.store.exists(name):
                 tip = sha if kind is Kind.GC else git.run_sha(
                     ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
-                self.upload_bundle(name, tip)
+                self.upload_bundle(name, tip, deltas=kind is Kind.GC)
         except SnapshotError as exc:
             raise SnapshotError(str(exc), exit_code=UPLOAD_FAILURE_EXIT_CODE) from None
         with self._lock:
@@ -126,10 +126,10 @@ class GitDB:
                 self._uploaded.popitem(last=False)
         return bundlestore_id(kind, sha)
 
-    def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None) -> None:
+    def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True) -> None:
         """Write a whole-history bundle of commit ``tip`` to the store as ``name``."""
         with tempfile.TemporaryFile(dir=self.tmp) as spool:
-            bundles.write_bundle(self.repo, tip, spool)
+            bundles.write_bundle(self.repo, tip, spool, deltas=deltas)
             spool.seek(0)
             self.store.write(name, spool, ttl)
 
