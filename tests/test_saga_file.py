@@ -463,3 +463,25 @@ def test_creating_the_log_directory_makes_it_durable(tmp_path, monkeypatch):
     assert counter.calls == 3  # the parents of sagas, b and a
     FileSagaLog(str(tmp_path / "a" / "b" / "sagas"))
     assert counter.calls == 3
+
+
+def test_killed_committer_fails_its_batch_and_later_writes_still_commit(monkeypatch, log):
+    log.start_saga("j", b"")
+    started = gevent.event.Event()
+    real = file_mod._fsync_targets
+
+    def slow(targets):
+        started.set()
+        time.sleep(0.05)
+        return real(targets)
+    monkeypatch.setattr(file_mod, "_fsync_targets", slow)
+    first = gevent.spawn(log.log_message, SagaMessage("j", T.START_TASK, "a"))
+    started.wait(5)
+    second = gevent.spawn(log.log_message, SagaMessage("j", T.START_TASK, "b"))
+    gevent.sleep(0)
+    log._committer.kill()
+    monkeypatch.setattr(file_mod, "_fsync_targets", real)
+    first.join(5)
+    second.join(5)
+    assert isinstance(first.exception, SagaLogError) and second.successful()
+    assert [m.task_id for m in log.get_messages("j")][-1] == "b"

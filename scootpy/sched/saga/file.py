@@ -167,9 +167,10 @@ class FileSagaLog:
         raise SagaLogError(f"no free data file name in {saga_dir} after {_NAME_TRIES} tries")
 
     def _wait_for(self, ticket: _Ticket) -> None:
-        if self._committer is None or self._committer.dead:
-            self._committer = gevent.spawn(self._commit_loop)
-        ticket.flushed.wait()
+        while not ticket.flushed.is_set():
+            if self._committer is None or self._committer.dead:  # also replaces a committer that was killed
+                self._committer = gevent.spawn(self._commit_loop)
+            ticket.flushed.wait(timeout=1.0)
         if ticket.error is not None:
             raise ticket.error
 
@@ -232,9 +233,11 @@ class FileSagaLog:
     def _finish(self, batch: List[_Record], failed: Dict[str, BaseException]) -> None:
         for rec in batch:
             if rec.starts_saga:
-                self._starting[rec.saga_id] -= 1
-                if not self._starting[rec.saga_id]:
-                    del self._starting[rec.saga_id]
+                left = self._starting.get(rec.saga_id, 0) - 1
+                if left > 0:
+                    self._starting[rec.saga_id] = left
+                else:
+                    self._starting.pop(rec.saga_id, None)
             error = failed.get(rec.saga_id)
             if error is None:
                 self.stats["records"] += 1
