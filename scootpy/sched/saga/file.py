@@ -185,6 +185,8 @@ class FileSagaLog:
                 self._finish(undone, {r.saga_id: SagaLogError(f"saga log commit failed: {exc!r}")
                                       for r in undone})
                 if not isinstance(exc, Exception):
+                    if self._queue:  # killed: hand what is still queued to a new committer
+                        self._committer = gevent.spawn(self._commit_loop)
                     raise
                 log.exception("saga log commit failed")
 
