@@ -3,7 +3,7 @@
 """
 
 import time
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 from scootpy.runs import RunCommand, RunState, RunStatus
 
@@ -76,10 +76,11 @@ def go_time_now() -> str:
     return f"{stamp} {offset} {zone} m=+{mono:.9f}"
 
 
-def command_string(cmd: RunCommand) -> str:
+def command_string(cmd: RunCommand, timeout_text: Optional[str] = None) -> str:
     """The reference's ``runner.Command`` String(), used in log headers and footers."""
+    timeout = go_duration_ms(cmd.timeout_ms) if timeout_text is None else timeout_text
     text = (f"runner.Command -- SnapshotID: {cmd.snapshot_id} # Argv: {go_quote_list(cmd.argv)}"
-            f" # Timeout: {go_duration_ms(cmd.timeout_ms)} # JobID: {cmd.job_id} # TaskID: {cmd.task_id}"
+            f" # Timeout: {timeout} # JobID: {cmd.job_id} # TaskID: {cmd.task_id}"
             f" # Tag: {cmd.tag}")
     if cmd.env:
         text += " # Env:" + "".join(f"  {k}={v}" for k, v in cmd.env.items())
