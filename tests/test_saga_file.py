@@ -485,3 +485,20 @@ def test_killed_committer_fails_its_batch_and_later_writes_still_commit(monkeypa
     second.join(5)
     assert isinstance(first.exception, SagaLogError) and second.successful()
     assert [m.task_id for m in log.get_messages("j")][-1] == "b"
+
+
+def test_has_ended_reads_the_tail_only(tmp_path, monkeypatch, log):
+    saga = Saga.start(log, "j", b"x")
+    assert not log.has_ended("j")
+    saga.start_task("t")
+    saga.end_task("t", b"r")
+    assert not log.has_ended("j")
+    saga.end_saga()
+    reads = count_data_reads(monkeypatch, log)
+    assert log.has_ended("j") and reads == []
+    for missing in ("nope", "../x", ""):
+        assert not log.has_ended(missing)
+    d = write_raw(tmp_path, "bare", "End Saga\n")
+    assert log.has_ended("bare") and d
+    fixture = FileSagaLog(LOG_DIR, cwd=str(FIXTURE_DIR))
+    assert [fixture.has_ended(s) for s in fixture.get_active_sagas()] == [False, True, True]

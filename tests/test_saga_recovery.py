@@ -57,7 +57,7 @@ def damaged(tmp_path):
     log.start_saga("bad-blob", b"\x00\x01garbage")
     log.log_message(SagaMessage("bad-blob", T.START_TASK, "t"))
     (root / "first-not-start").mkdir()
-    (root / "first-not-start" / "log").write_text("End Saga\n")
+    (root / "first-not-start" / "log").write_text("Abort Saga\n")
     (root / "truncated").mkdir()
     (root / "truncated" / "log").write_text(f"Start Saga\n{LOG_DIR}/truncated/missing\n")
     job_blob = next((root / C).glob("StartSagaData_*")).read_bytes()
@@ -157,3 +157,14 @@ def test_recovered_saga_can_be_resumed_and_finished(tmp_path):
     saga.end_saga()
     recovered, skipped = recoverable_sagas(log)
     assert recovered == [] and (saga_id, "ended") in skipped
+
+
+def test_ended_sagas_are_skipped_without_reading_their_data(tmp_path, monkeypatch):
+    copy_writable(FIXTURE_DIR / ".scootdata", tmp_path / ".scootdata")
+    log = FileSagaLog(LOG_DIR, cwd=str(tmp_path))
+    read = []
+    real = log.get_messages
+    monkeypatch.setattr(log, "get_messages", lambda saga_id: read.append(saga_id) or real(saga_id))
+    recovered, skipped = recoverable_sagas(log)
+    assert read == [C] and [sid for sid, _ in recovered] == [C]
+    assert sorted(skipped) == sorted([(A, "ended"), (B, "ended")])

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_DATA_BYTES = 64 * 1024 * 1024
 _NAME_TRIES = 1000
+_END_SAGA_TAIL = b"\n" + MessageType.END_SAGA.value.encode() + b"\n"
 
 
 @dataclass
@@ -281,6 +282,22 @@ class FileSagaLog:
         if content.endswith(b"\n"):  # never resume parsing inside a line another writer is still writing
             self._parsed.store(saga_id, identity, offset + len(content), messages)
         return list(messages)
+
+    def has_ended(self, saga_id: str) -> bool:
+        """True if the saga's log ends with an End Saga record; reads only the log's last bytes.
+
+        Recovery skips such a saga whatever precedes it (a valid history is ended, an invalid one is fatal),
+        so a directory full of finished sagas is scanned without reading their data files.
+        """
+        try:
+            layout.check_saga_id(saga_id)
+            with open(self._abs(layout.go_join(self.directory, saga_id, layout.LOG_NAME)), "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - len(_END_SAGA_TAIL)))
+                tail = f.read()
+        except (OSError, InvalidSagaMessageError):
+            return False
+        return tail.endswith(_END_SAGA_TAIL) or tail == _END_SAGA_TAIL[1:]
 
     def _read_data(self, path: str) -> bytes:
         """A data file's bytes (at most MAX_DATA_BYTES); OSErrors carry Go's wording in ``go_text``."""

@@ -57,6 +57,9 @@ def recoverable_sagas(saga_log: SagaLog, max_attempts: int = DEFAULT_MAX_ATTEMPT
 
 def _examine(saga_log: SagaLog, saga_id: str, max_attempts: int,
              sleep: Callable[[float], None]) -> Tuple[Optional[SagaState], str]:
+    has_ended = getattr(saga_log, "has_ended", None)  # a cheap check some logs offer
+    if has_ended is not None and has_ended(saga_id):
+        return None, "ended"
     try:
         messages = _retry(lambda: saga_log.get_messages(saga_id), f"reading saga {saga_id}", max_attempts, sleep)
         state = rebuild_state(saga_id, messages)
