@@ -5,6 +5,7 @@ a corrupted log, an EndSaga, or a job blob that does not decode. Plain log I/O e
 CorruptedSagaLogError) are retried with the reference's back-off ``min((2^n - 1)/2 s, 60 s)``, but at most
 ``max_attempts`` times (the reference retries forever), after which the saga is skipped. Nothing here raises
 for a damaged saga; only a log whose saga list cannot be read at all makes ``recoverable_sagas`` raise.
+A log offering ``has_ended(saga_id)`` (the file log) lets finished sagas be skipped without parsing them.
 """
 
 import logging
