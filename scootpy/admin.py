@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, quote
 
 import gevent
 import gevent.event
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from scootpy.metrics import Registry
@@ -44,16 +45,21 @@ class AdminServer:
 
     def __init__(self, addr: Tuple[str, int], metrics: Registry,
                  mounts: Iterable[Tuple[str, WsgiApp]] = (), allow: Optional[Callable[[str], bool]] = None,
-                 clean_paths: bool = False):
+                 clean_paths: bool = False, max_connections: int = 1024):
         self.metrics = metrics
         self.mounts = sorted(mounts, key=lambda m: -len(m[0]))
         self.allow = allow
         self.clean_paths = clean_paths
-        self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog())
+        self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog(),
+                                  spawn=Pool(max_connections))
 
     @property
     def address(self) -> Tuple[str, int]:
         return self._server.address[:2]
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
 
     def start(self) -> None:
         self._server.start()
@@ -62,7 +68,15 @@ class AdminServer:
         self._server.serve_forever()
 
     def stop(self, timeout: float = 1.0) -> None:
+        """Stop accepting, let requests in flight finish for up to ``timeout`` seconds."""
         self._server.stop(timeout=timeout)
+
+    def __enter__(self) -> "AdminServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
     def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if self.allow is not None and not self.allow(environ.get("REMOTE_ADDR", "")):

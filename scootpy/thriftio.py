@@ -30,12 +30,14 @@ _MIN_ELEMENT_BYTES = {TType.BOOL: 1, TType.BYTE: 1, TType.DOUBLE: 8, TType.I16: 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a peer may send in one message; anything larger closes that connection."""
+    """What a peer may send in one message (anything larger closes that connection), how long it may
+    stall mid-message, and how many connections a server serves at once."""
 
     max_message_bytes: int = 64 * MiB
     max_string_bytes: int = 64 * MiB
     max_container_items: int = 16 * MiB
     stall_timeout: float = 30.0
+    max_connections: int = 4096  # served at once; further peers wait in the listen backlog
 
 
 class PeerError(Exception):

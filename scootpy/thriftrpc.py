@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gevent
 import gevent.server
+from gevent.pool import Pool
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TException, TMessageType, TType
@@ -85,11 +86,15 @@ class ThriftServer:
         self.limits = limits
         self.metrics = metrics
         self.allow = allow
-        self._server = gevent.server.StreamServer(addr, self._handle)
+        self._server = gevent.server.StreamServer(addr, self._handle, spawn=Pool(limits.max_connections))
 
     @property
     def address(self) -> Tuple[str, int]:
         return self._server.address[:2]
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
 
     def start(self) -> None:
         self._server.start()
@@ -98,7 +103,15 @@ class ThriftServer:
         self._server.serve_forever()
 
     def stop(self, timeout: float = 1.0) -> None:
+        """Stop accepting, give open calls ``timeout`` seconds to finish, then drop the connections."""
         self._server.stop(timeout=timeout)
+
+    def __enter__(self) -> "ThriftServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
     def _handle(self, sock: socket.socket, peer: Tuple) -> None:
         if self.allow is not None and not self.allow(peer[0]):

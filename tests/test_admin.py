@@ -4,6 +4,7 @@ run_servers stopping a real process promptly on SIGTERM and SIGINT."""
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -176,3 +177,18 @@ def test_without_clean_paths_unclean_paths_are_served_as_given(admin):
                                          ("a/b", "/a/b"), ("/a//b/", "/a/b/"), ("/a/./", "/a/")])
 def test_clean_path_matches_go(path, clean):
     assert clean_path(path) == clean
+
+
+def test_admin_context_manager_port_and_connection_bound(registry):
+    with AdminServer(("127.0.0.1", 0), registry, max_connections=1) as server:
+        assert server.port == server.address[1]
+        idle = socket.create_connection(("127.0.0.1", server.port))
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"\r\n\r\nok" in idle.recv(4096)  # a keep-alive connection now holds the only slot
+        waiting = http.client.HTTPConnection("127.0.0.1", server.port, timeout=0.5)
+        with pytest.raises(socket.timeout):
+            waiting.request("GET", "/health")
+            waiting.getresponse()
+        waiting.close()
+        idle.close()
+        assert get(server.port, "/health")[::2] == (200, b"ok")

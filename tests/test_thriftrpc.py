@@ -400,3 +400,27 @@ def test_pipelined_calls_are_answered_in_order(server):
         sock.sendall(calls)
         replies = [read_message(source, scoot.CloudScoot) for _ in range(5)]
     assert [(r[2], r[3].success.id) for r in replies] == [(i, str(i)) for i in range(1, 6)]
+
+
+def test_connections_beyond_max_connections_wait_for_a_free_slot(handler):
+    with ThriftServer(scoot.CloudScoot, handler, ("127.0.0.1", 0), limits=Limits(max_connections=2)) as srv:
+        busy = [ThriftClient(scoot.CloudScoot, f"127.0.0.1:{srv.port}", timeout=5) for _ in range(2)]
+        for c in busy:
+            c.GetSchedulerStatus()  # two idle connections now hold both slots
+        waiting = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{srv.port}", timeout=0.5)
+        with pytest.raises(PeerError, match="timed out"):
+            waiting.GetSchedulerStatus()
+        busy[0].close()
+        waiting.timeout = 5
+        assert waiting.GetSchedulerStatus().maxTasks == -1
+        for c in busy[1:] + [waiting]:
+            c.close()
+
+
+def test_server_context_manager_and_port(handler):
+    with ThriftServer(scoot.CloudScoot, handler, ("127.0.0.1", 0)) as srv:
+        assert srv.port == srv.address[1] > 0
+        with ThriftClient(scoot.CloudScoot, f"127.0.0.1:{srv.port}") as c:
+            assert c.GetSchedulerStatus().maxTasks == -1
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
