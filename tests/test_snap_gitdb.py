@@ -10,7 +10,7 @@ import sys
 import gevent
 import pytest
 
-from scootpy.snapshots.gitdb import GitDB
+from scootpy.snapshots.gitdb import GitDB, StreamConfig
 from scootpy.snapshots.ids import SnapshotError
 from scootpy.snapshots.store import FileStore
 from tests.snaphelp import (EMPTY_TREE, GC_COMMIT, GC_FIRST, GC_ID, INPUT_ID, INPUT_TREE, SNAP_FIXTURES,
@@ -326,3 +326,77 @@ def test_processes_share_a_data_repo(tmp_path, store):
     procs = [subprocess.Popen([sys.executable, "-c", script, str(data),
                                str(store.directory), str(tmp_path), str(i)]) for i in range(4)]
     assert [p.wait(120) for p in procs] == [0, 0, 0, 0]
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """An upstream repo with one commit on master, and a maker of data repos that know it as a stream."""
+    up = tmp_path / "upstream"
+    first = make_repo(up, {"file.txt": "upstream"})
+    sh_git(up, "branch", "-M", "master")
+
+    def data_repo(name):
+        repo = tmp_path / name
+        make_repo(repo, {"own": name})
+        sh_git(repo, "remote", "add", "upstream", str(up))
+        return repo
+    return up, first, data_repo
+
+
+STREAM = StreamConfig("sm", "upstream", "refs/remotes/upstream/master")
+
+
+def test_stream_checkout_fetches(upstream, make_db):
+    up, first, data_repo = upstream
+    second = commit_files(up, {"file.txt": "second"}, "second")
+    db = make_db(str(data_repo("data-stream")), stream=STREAM)
+    co = db.checkout(f"stream-gc-sm-{second}")
+    assert open(os.path.join(co, "file.txt")).read() == "second"
+    db.release_checkout(co)
+    with pytest.raises(SnapshotError, match="cannot update stream other: does not match stream sm"):
+        db.checkout(f"stream-gc-other-{'b' * 40}")
+    with pytest.raises(SnapshotError, match="Stream backend not initialized."):
+        make_db("plain").checkout(f"stream-gc-sm-{second}")
+
+
+def test_bundlestore_with_stream_uploads_only_what_the_stream_lacks(tmp_path, upstream, make_db, store):
+    up, first, data_repo = upstream
+    author = make_db(str(data_repo("author")), store, stream=STREAM)
+    sh_git(author.repo, "fetch", "-q", "upstream")
+    assert author.ingest_git_commit(up, first) == f"stream-gc-sm-{first}", "on the stream: nothing uploaded"
+    assert not store.exists(f"bs-{first}.bundle")
+    ext = tmp_path / "ext"
+    subprocess.run(["git", "clone", "-q", str(up), str(ext)], check=True)
+    change = commit_files(ext, {"change.txt": "mine"}, "change")
+    snap = author.ingest_git_commit(ext, change)
+    assert snap == f"bs-gc-{change}-sm-{change}"
+    assert (store.directory / f"bs-{change}.bundle").read_bytes().split(b"\n")[1].startswith(f"-{first}".encode())
+    consumer = make_db(str(data_repo("consumer")), store, stream=STREAM)
+    co = consumer.checkout(snap)
+    assert open(os.path.join(co, "change.txt")).read() == "mine", "prerequisite fetched from the stream"
+    consumer.release_checkout(co)
+    unrelated = make_db("unrelated", store)
+    with pytest.raises(SnapshotError, match="(?s)lacks these prerequisite commits.*no streams configured"):
+        unrelated.checkout(snap)
+    strict = make_db(str(data_repo("strict")), store, stream=STREAM, allow_stream_update=False)
+    with pytest.raises(SnapshotError, match="lacks these prerequisite commits"):
+        strict.checkout(snap)
+
+
+def test_checkout_at_and_init_failure(tmp_path, make_db, store):
+    (tmp_path / "not-a-dir").write_text("x")
+    with pytest.raises(OSError):
+        GitDB(tmp_path / "not-a-dir", store, tmp_root=tmp_path)
+    db = make_db(store=store)
+    fs = db.ingest_dir(write(tmp_path / "src", {"a": "new", "d/b": "2"}))
+    dest = write(tmp_path / "dest", {"a": "old", "keep": "k"})
+    assert db.checkout_at(fs, dest) == str(dest)
+    assert tree_listing(dest) == {"a": ("file", False, b"new"), "d/b": ("file", False, b"2"),
+                                  "keep": ("file", False, b"k")}
+    ext = tmp_path / "ext"
+    gc = db.ingest_git_commit(ext, make_repo(ext, {"x": "y"}))
+    db.checkout_at(gc, tmp_path / "gcdest")
+    assert tree_listing(tmp_path / "gcdest") == {"x": ("file", False, b"y")}
+    assert not (tmp_path / "gcdest" / ".git").exists()
+    held = db.checkout(gc)
+    db.release_checkout(held)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, List, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 from scootpy.snapshots import git
 from scootpy.snapshots.ids import SnapshotError
@@ -79,18 +79,25 @@ def read_header(stream: BinaryIO) -> Tuple[BundleHeader, bytes]:
             raise BundleError("not a git bundle: bad signature")
 
 
-def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_REF, deltas: bool = True) -> None:
-    """Write a bundle holding ``tip`` (a commit) and its whole history to the file ``out``. Without
-    ``deltas`` no delta search is done (faster for one tree, whose files rarely delta against each other)."""
-    out.write(f"# v2 git bundle\n{tip} {ref}\n\n".encode())
+def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_REF, deltas: bool = True,
+                 basis: Optional[str] = None) -> None:
+    """Write a bundle of commit ``tip`` to the file ``out``: its whole history, or only what is not in
+    ``basis`` (then a prerequisite). Without ``deltas`` no delta search is done (faster for one tree,
+    whose files rarely delta against each other)."""
+    header = "# v2 git bundle\n"
+    if basis:
+        subject = git.run_text(["log", "-1", "--format=%s", basis], repo)
+        header += f"-{basis} {subject}\n"
+    out.write(f"{header}{tip} {ref}\n\n".encode())
     out.flush()
-    _pack_to(repo, tip, out, deltas)
+    _pack_to(repo, f"{tip}\n" + (f"^{basis}\n" if basis else ""), out, deltas, thin=bool(basis))
 
 
-def _pack_to(repo: git.PathLike, tip: str, out: BinaryIO, deltas: bool) -> None:
-    args = ["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"] + ([] if deltas else ["--window=0"])
+def _pack_to(repo: git.PathLike, revs: str, out: BinaryIO, deltas: bool, thin: bool) -> None:
+    args = ["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"]
+    args += ([] if deltas else ["--window=0"]) + (["--thin"] if thin else [])
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.run(["git", *args], cwd=str(repo), env=git.git_env(), input=f"{tip}\n".encode(),
+        proc = subprocess.run(["git", *args], cwd=str(repo), env=git.git_env(), input=revs.encode(),
                               stdout=out, stderr=err, timeout=git.GIT_TIMEOUT_S)
         if proc.returncode != 0:
             err.seek(0)

@@ -20,17 +20,19 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 from scootpy.snapshots import bundles, git
 from scootpy.snapshots.checkouts import DEFAULT_CACHE_BYTES, CheckoutCache, remove_tree
-from scootpy.snapshots.ids import Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, local_id, parse_id
+from scootpy.snapshots.ids import (Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, local_id, parse_id,
+                                   stream_id)
 from scootpy.snapshots.store import NotFound, Store
+from scootpy.snapshots.streams import StreamConfig, bundle_basis, update_stream
 from scootpy.snapshots.worktree import WorkTree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GitDB", "SnapshotError"]
+__all__ = ["GitDB", "SnapshotError", "StreamConfig"]
 
 UPLOAD_FAILURE_EXIT_CODE = 214
 READ_FAILURE_EXIT_CODE = 215
@@ -52,9 +54,11 @@ class GitDB:
     temp dir) in a directory removed by :meth:`close`."""
 
     def __init__(self, data_repo: Union[str, Path], store: Optional[Store] = None,
-                 tmp_root: Union[str, Path, None] = None, cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 tmp_root: Union[str, Path, None] = None, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 stream: Optional[StreamConfig] = None, allow_stream_update: bool = True):
         self.repo = git.init_repo(Path(data_repo).absolute())
         self.store = store
+        self.stream, self.allow_stream_update = stream, allow_stream_update
         self.tmp = Path(tempfile.mkdtemp(prefix="scoot-gitdb-", dir=tmp_root))
         self._checkouts = CheckoutCache(self.repo, self.tmp / "checkouts", cache_bytes)
         self._worktree = WorkTree(self.repo)
@@ -63,8 +67,8 @@ class GitDB:
         self._uploaded: "OrderedDict[str, None]" = OrderedDict()
 
     @property
-    def backends(self):
-        return ("local", "bs") if self.store is not None else ("local",)
+    def backends(self) -> Tuple[str, ...]:
+        return ("local",) + (("bs",) if self.store is not None else ()) + (("stream",) if self.stream else ())
 
     def parse(self, snapshot_id: str) -> SnapshotRef:
         return parse_id(snapshot_id, self.backends)
@@ -114,22 +118,27 @@ class GitDB:
             return local_id(kind, sha)
         name = bundle_name(sha)
         try:
+            basis, stream_name, on_stream = (None, "", False) if kind is Kind.FS else \
+                bundle_basis(self.repo, self.stream, sha)
+            if on_stream:
+                return stream_id(stream_name, sha)
             if name not in self._uploaded and not self.store.exists(name):
                 tip = sha if kind is Kind.GC else git.run_sha(
                     ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
-                self.upload_bundle(name, tip, deltas=kind is Kind.GC)
+                self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
         except SnapshotError as exc:
             raise SnapshotError(str(exc), exit_code=UPLOAD_FAILURE_EXIT_CODE) from None
         with self._lock:
             self._uploaded[name] = None
             while len(self._uploaded) > _KNOWN_UPLOADS:
                 self._uploaded.popitem(last=False)
-        return bundlestore_id(kind, sha)
+        return bundlestore_id(kind, sha, stream=stream_name)
 
-    def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True) -> None:
-        """Write a whole-history bundle of commit ``tip`` to the store as ``name``."""
+    def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True,
+                      basis: Optional[str] = None) -> None:
+        """Write a bundle of commit ``tip`` (history since ``basis``, or all) to the store as ``name``."""
         with tempfile.TemporaryFile(dir=self.tmp) as spool:
-            bundles.write_bundle(self.repo, tip, spool, deltas=deltas)
+            bundles.write_bundle(self.repo, tip, spool, deltas=deltas, basis=basis)
             spool.seek(0)
             self.store.write(name, spool, ttl)
 
@@ -149,6 +158,8 @@ class GitDB:
         """Make ``ref.sha`` present in the data repo, fetching its bundle when needed."""
         if git.sha_present(self.repo, ref.sha):
             return
+        if ref.backend is Backend.STREAM:
+            update_stream(self.repo, self.stream, ref.name)
         if ref.backend is not Backend.BUNDLESTORE:
             git.run(["rev-parse", "--verify", f"{ref.sha}^{{object}}"], self.repo)
             return
@@ -157,20 +168,33 @@ class GitDB:
         try:
             with lock:
                 if not git.sha_present(self.repo, ref.sha):
-                    self._unbundle(bundle_name(ref.bundle_key), ref.sha)
+                    self._download_bundle(ref)
         finally:
             with self._lock:
                 self._downloads.pop(ref.sha, None)
 
-    def _unbundle(self, name: str, sha: str) -> None:
+    def _download_bundle(self, ref: SnapshotRef) -> None:
+        name = bundle_name(ref.bundle_key)
+        try:
+            self._unbundle(name)
+        except bundles.BundleError as exc:
+            if not str(exc).startswith(bundles.LACKS_PREREQUISITES) or not self.allow_stream_update:
+                raise
+            try:
+                update_stream(self.repo, self.stream, ref.name)
+            except SnapshotError as fetch_exc:
+                raise SnapshotError(f"{exc}\n{fetch_exc}") from None
+            self._unbundle(name)
+        if not git.sha_present(self.repo, ref.sha):
+            raise SnapshotError(f"bundle {name} does not contain {ref.sha}")
+
+    def _unbundle(self, name: str) -> None:
         try:
             stream = self.store.open_read(name)
         except NotFound:
             raise NotFound(f"bundle {name} not found in bundlestore {self.store.root}") from None
         with stream:
             bundles.unbundle(self.repo, stream)
-        if not git.sha_present(self.repo, sha):
-            raise SnapshotError(f"bundle {name} does not contain {sha}")
 
     def checkout(self, snapshot_id: str) -> str:
         """A directory holding the snapshot; hand it back with :meth:`release_checkout`. ``fs``: a fresh
@@ -180,6 +204,23 @@ class GitDB:
         if ref.kind is Kind.FS:
             return self._checkouts.checkout(ref.sha)
         return self._worktree.checkout(snapshot_id, ref.sha)
+
+    def checkout_at(self, snapshot_id: str, dest: Union[str, Path]) -> str:
+        """Check the snapshot out into ``dest`` (created if missing, existing files overwritten); the caller
+        owns ``dest`` afterwards and does not release it. A ``gc`` snapshot's ``.git`` is not copied."""
+        ref = self.parse(snapshot_id)
+        self.download(ref)
+        dest = Path(os.path.abspath(dest))
+        dest.mkdir(parents=True, exist_ok=True)
+        tree = ref.sha if ref.kind is Kind.FS else f"{ref.sha}^{{tree}}"
+        scratch = Path(tempfile.mkdtemp(prefix="git-index", dir=self.tmp))
+        try:
+            env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_WORK_TREE": str(dest)}
+            git.run(["read-tree", tree], self.repo, env)
+            git.run(["checkout-index", "-a", "-f"], self.repo, env)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return str(dest)
 
     def release_checkout(self, path: Union[str, Path]) -> None:
         """Give back a checkout; unknown paths are ignored."""
