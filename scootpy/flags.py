@@ -177,9 +177,12 @@ class FlagSet:
     def duration(self, name: str, default: float, help: str) -> None:
         self._add(name, default, help, parse_duration, "duration")
 
-    def ignored(self, name: str, default: str, help: str) -> None:
-        """A reference flag we accept for compatibility but do not use (gRPC/Bazel)."""
-        self._add(name, default, help, str, "string", ignored=True)
+    def ignored(self, name: str, default: Any, help: str, kind: str = "string") -> None:
+        """A reference flag we accept for compatibility but do not use (gRPC/Bazel); ``kind`` is its Go type
+        (string, int, bool, duration, float), so values are checked and usage reads as the reference's."""
+        parsers = {"string": str, "int": _parse_int, "bool": _parse_bool, "duration": parse_duration,
+                   "float": _parse_float}
+        self._add(name, default, help, parsers[kind], kind, ignored=True)
 
     def usage(self) -> str:
         """Go's ``Usage of <prog>:`` text followed by flag.PrintDefaults' listing."""

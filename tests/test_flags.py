@@ -185,3 +185,16 @@ def test_format_duration_matches_go(seconds, text):
                                          (-2.5, "-2.5"), (float("inf"), "+Inf")])
 def test_go_float(value, text):
     assert go_float(value) == text
+
+
+def test_ignored_flags_keep_their_go_type():
+    fs = FlagSet("scheduler")
+    fs.ignored("max_grpc_conn", 0, "max grpc listener connections", kind="int")
+    fs.ignored("max_grpc_idle_mins", 1, "max grpc connection idle time", kind="int")
+    fs.ignored("grpc_addr", "localhost:9099", "Bind address for grpc server")
+    assert fs.parse(["-max_grpc_conn", "7"]).max_grpc_conn == 7
+    assert fs.usage() == ("Usage of scheduler:\n  -grpc_addr string\n    \tBind address for grpc server "
+                          '(default "localhost:9099")\n  -max_grpc_conn int\n    \tmax grpc listener connections\n'
+                          "  -max_grpc_idle_mins int\n    \tmax grpc connection idle time (default 1)\n")
+    with pytest.raises(SystemExit):
+        fs.parse(["-max_grpc_conn", "many"])
