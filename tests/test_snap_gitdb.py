@@ -400,3 +400,18 @@ def test_checkout_at_and_init_failure(tmp_path, make_db, store):
     assert not (tmp_path / "gcdest" / ".git").exists()
     held = db.checkout(gc)
     db.release_checkout(held)
+
+
+def test_gc_checkout_recovers_from_stale_index_lock(tmp_path, make_db, store):
+    ext = tmp_path / "ext"
+    first = make_repo(ext, {"f": "1"})
+    second = commit_files(ext, {"f": "2"}, "second")
+    db = make_db(store=store)
+    id1, id2 = db.ingest_git_commit(ext, first), db.ingest_git_commit(ext, second)
+    db.release_checkout(db.checkout(id1))
+    (db.repo / ".git" / "index.lock").write_text("")
+    (db.repo / "untracked").write_text("x")
+    co = db.checkout(id2)
+    assert (tmp_path / co / "f").read_text() == "2"
+    assert not (db.repo / ".git" / "index.lock").exists() and not (db.repo / "untracked").exists()
+    db.release_checkout(co)

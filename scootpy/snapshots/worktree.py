@@ -4,7 +4,8 @@ Only one ``gc`` checkout can be out at a time: :meth:`WorkTree.checkout` takes a
 :meth:`WorkTree.release` gives back. The lock is both in-process (greenlets/threads) and a ``flock`` on a
 file in ``.git`` (other processes sharing the data repo). As in the reference, checking out the id that is
 already checked out returns the work tree as the previous task left it; another id runs
-``git clean -ffdx`` and ``git checkout -fB scoot/__temp_for_checkout <sha>``.
+``git clean -ffdx`` and ``git checkout -fB scoot/__temp_for_checkout <sha>``; when one of those fails (e.g. a
+stale ``index.lock`` left by a killed git) the work tree is cleaned up and the command retried once.
 """
 
 import fcntl
@@ -20,6 +21,7 @@ from scootpy.snapshots.ids import SnapshotError
 CLEAN_FAILURE_EXIT_CODE = 211
 CHECKOUT_FAILURE_EXIT_CODE = 212
 CHECKOUT_BRANCH = "scoot/__temp_for_checkout"
+CLEANUP_TIMEOUT_S = 300.0
 _POLL_S = 0.02
 
 
@@ -28,9 +30,9 @@ class WorkTree:
 
     def __init__(self, repo: Path):
         self.repo = repo
-        git_dir = Path(git.run_text(["rev-parse", "--absolute-git-dir"], repo))
-        self._lock_path = git_dir / "scoot-worktree.lock"
-        self._current_path = git_dir / "scoot-current-gc"
+        self._git_dir = Path(git.run_text(["rev-parse", "--absolute-git-dir"], repo))
+        self._lock_path = self._git_dir / "scoot-worktree.lock"
+        self._current_path = self._git_dir / "scoot-current-gc"
         self._thread_lock = threading.Lock()
         self._fd: Optional[int] = None
 
@@ -42,20 +44,40 @@ class WorkTree:
             if self._current() == snapshot_id:
                 return str(self.repo)
             self._write_current("")
-            clean = ["clean", "-f", "-f", "-d", "-x"]
-            try:
-                git.run(clean, self.repo)
-            except git.GitError as exc:
-                raise _coded(exc, CLEAN_FAILURE_EXIT_CODE) from None
-            try:
-                git.run(["checkout", "-q", "-fB", CHECKOUT_BRANCH, sha], self.repo)
-            except git.GitError as exc:
-                raise _coded(exc, CHECKOUT_FAILURE_EXIT_CODE) from None
+            self._run_or_recover(["clean", "-f", "-f", "-d", "-x"], CLEAN_FAILURE_EXIT_CODE)
+            self._run_or_recover(["checkout", "-q", "-fB", CHECKOUT_BRANCH, sha], CHECKOUT_FAILURE_EXIT_CODE)
             self._write_current(snapshot_id)
             return str(self.repo)
         except BaseException:
             self._release_lock()
             raise
+
+    def _run_or_recover(self, args, exit_code: int) -> None:
+        """Run a git command on the work tree; after a failure, clean up (:meth:`cleanup_kill`) and retry
+        once, then fail with ``exit_code``."""
+        try:
+            git.run(args, self.repo)
+            return
+        except git.GitError:
+            self.cleanup_kill()
+        try:
+            git.run(args, self.repo)
+        except git.GitError as exc:
+            raise _coded(exc, exit_code) from None
+
+    def cleanup_kill(self) -> None:
+        """Recover a work tree left behind by a killed git: drop a stale ``index.lock``, reset, clean."""
+        lock = self._git_dir / "index.lock"
+        lock.unlink(missing_ok=True)
+        try:
+            git.run(["reset", "-q", "--hard", "HEAD"], self.repo, timeout=CLEANUP_TIMEOUT_S)
+        except git.GitError:
+            pass
+        lock.unlink(missing_ok=True)
+        try:
+            git.run(["clean", "-f", "-f", "-d", "-x"], self.repo, timeout=CLEANUP_TIMEOUT_S)
+        except git.GitError:
+            pass
 
     def release(self) -> None:
         """Give the work tree back (a no-op when it is not checked out)."""
