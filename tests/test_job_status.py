@@ -176,3 +176,11 @@ def test_corrupted_saga_raises_reference_text_others_unaffected(tmp_path):
                                f"Error: open {rel}: no such file or directory")
     expected = (SAGA_LOG / "jobs" / "a-completed.status-from-log.json").read_text()
     assert go_json(job_status_from_log(log, JOBS["a-completed"])) + "\n" == expected
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_cli_json_renderer_prints_the_fixture_for_the_log_status(job):
+    from scootpy.client.jsonout import go_json as cli_go_json
+    log = FileSagaLog(LOG_DIR, cwd=str(SAGA_LOG))
+    expected = (SAGA_LOG / "jobs" / f"{job}.status-from-log.json").read_text()
+    assert cli_go_json(job_status_from_log(log, JOBS[job])) + "\n" == expected
