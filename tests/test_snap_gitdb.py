@@ -10,7 +10,7 @@ import sys
 import gevent
 import pytest
 
-from scootpy.snapshots.gitdb import GitDB, StreamConfig
+from scootpy.snapshots.gitdb import GitDB, StreamConfig, TagsConfig
 from scootpy.snapshots.ids import SnapshotError
 from scootpy.snapshots.store import FileStore
 from tests.snaphelp import (EMPTY_TREE, GC_COMMIT, GC_FIRST, GC_ID, INPUT_ID, INPUT_TREE, SNAP_FIXTURES,
@@ -415,3 +415,24 @@ def test_gc_checkout_recovers_from_stale_index_lock(tmp_path, make_db, store):
     assert (tmp_path / co / "f").read_text() == "2"
     assert not (db.repo / ".git" / "index.lock").exists() and not (db.repo / "untracked").exists()
     db.release_checkout(co)
+
+
+def test_tags_backend_author_and_consumer(tmp_path, make_db):
+    tags_repo = tmp_path / "tags-remote"
+    sh_git(tmp_path, "init", "-q", "--bare", str(tags_repo))
+    cfg = TagsConfig("sss", str(tags_repo), "scoot_reserved")
+    ext = tmp_path / "ext"
+    sha = make_repo(ext, {"f": "tagged"})
+    author, consumer = make_db("author", tags=cfg), make_db("consumer", tags=cfg)
+    snap = author.ingest_git_commit(ext, sha)
+    assert snap == f"tags-gc-sss-{sha}"
+    assert author.ingest_git_commit(ext, sha) == snap, "ingesting again is fine"
+    fs = author.ingest_dir(write(tmp_path / "d", {"x": "1"}))
+    assert fs.startswith("tags-fs-sss-")
+    co = consumer.checkout(snap)
+    assert open(os.path.join(co, "f")).read() == "tagged"
+    consumer.release_checkout(co)
+    co = consumer.checkout(fs)
+    assert open(os.path.join(co, "x")).read() == "1"
+    with pytest.raises(SnapshotError, match="tags backend named other is not registered"):
+        consumer.checkout(f"tags-gc-other-{'c' * 40}")

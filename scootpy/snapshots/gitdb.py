@@ -24,15 +24,16 @@ from typing import Dict, Optional, Tuple, Union
 
 from scootpy.snapshots import bundles, git
 from scootpy.snapshots.checkouts import DEFAULT_CACHE_BYTES, CheckoutCache, remove_tree
-from scootpy.snapshots.ids import (Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, local_id, parse_id,
-                                   stream_id)
+from scootpy.snapshots.ids import (Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, format_id, local_id,
+                                   parse_id, stream_id)
 from scootpy.snapshots.store import NotFound, Store
 from scootpy.snapshots.streams import StreamConfig, bundle_basis, update_stream
+from scootpy.snapshots.tags import TagsConfig, fetch_tag, push_tag
 from scootpy.snapshots.worktree import WorkTree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GitDB", "SnapshotError", "StreamConfig"]
+__all__ = ["GitDB", "SnapshotError", "StreamConfig", "TagsConfig"]
 
 UPLOAD_FAILURE_EXIT_CODE = 214
 READ_FAILURE_EXIT_CODE = 215
@@ -55,10 +56,11 @@ class GitDB:
 
     def __init__(self, data_repo: Union[str, Path], store: Optional[Store] = None,
                  tmp_root: Union[str, Path, None] = None, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 stream: Optional[StreamConfig] = None, allow_stream_update: bool = True):
+                 stream: Optional[StreamConfig] = None, allow_stream_update: bool = True,
+                 tags: Optional[TagsConfig] = None):
         self.repo = git.init_repo(Path(data_repo).absolute())
         self.store = store
-        self.stream, self.allow_stream_update = stream, allow_stream_update
+        self.stream, self.allow_stream_update, self.tags = stream, allow_stream_update, tags
         self.tmp = Path(tempfile.mkdtemp(prefix="scoot-gitdb-", dir=tmp_root))
         self._checkouts = CheckoutCache(self.repo, self.tmp / "checkouts", cache_bytes)
         self._worktree = WorkTree(self.repo)
@@ -68,7 +70,8 @@ class GitDB:
 
     @property
     def backends(self) -> Tuple[str, ...]:
-        return ("local",) + (("bs",) if self.store is not None else ()) + (("stream",) if self.stream else ())
+        return ("local",) + (("bs",) if self.store is not None else ()) + (("stream",) if self.stream else ()) \
+            + (("tags",) if self.tags else ())
 
     def parse(self, snapshot_id: str) -> SnapshotRef:
         return parse_id(snapshot_id, self.backends)
@@ -114,6 +117,10 @@ class GitDB:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _publish(self, kind: Kind, sha: str) -> str:
+        """Upload a new snapshot: to the store when there is one, else as a tag when tags are configured."""
+        if self.store is None and self.tags is not None:
+            push_tag(self.repo, self.tags, sha)
+            return format_id(SnapshotRef(Backend.TAGS, kind, sha, self.tags.name))
         if self.store is None:
             return local_id(kind, sha)
         name = bundle_name(sha)
@@ -160,6 +167,8 @@ class GitDB:
             return
         if ref.backend is Backend.STREAM:
             update_stream(self.repo, self.stream, ref.name)
+        if ref.backend is Backend.TAGS:
+            fetch_tag(self.repo, self.tags, ref.name, ref.sha)
         if ref.backend is not Backend.BUNDLESTORE:
             git.run(["rev-parse", "--verify", f"{ref.sha}^{{object}}"], self.repo)
             return
