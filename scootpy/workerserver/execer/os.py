@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import gevent
 import gevent.event
-import gevent.os
+import gevent.select
 
 from scootpy.workerserver.execer import ExecError, ExecState, ProcessStatus, Sink
 from scootpy.workerserver.execer import proctree, spawn
@@ -61,25 +61,32 @@ class OsProcess:
         self._mem_cap = mem_cap
         self._status: Optional[ProcessStatus] = None
         self._exited = gevent.event.Event()
-        self._pumps = [gevent.spawn(self._pump, fd, sink) for fd, sink in zip(pipes, sinks)]
-        self._fds = pipes
+        self._pumps = [gevent.spawn(self._pump, pipes, sinks)]
         gevent.spawn(self._reap, watcher)
         self._finisher = gevent.spawn(self._finish)
         self._monitor = gevent.spawn(self._watch_memory) if mem_cap > 0 else None
 
     @staticmethod
-    def _pump(fd: int, sink: Sink) -> None:
+    def _pump(fds: List[int], sinks: List[Sink]) -> None:
+        """Copy both pipes to their sinks until EOF; when both have data, stdout goes first."""
+        live = dict(zip(fds, sinks))
         try:
-            while True:
-                data = gevent.os.nb_read(fd, _CHUNK)
-                if not data:
-                    return
-                sink(data)
+            while live:
+                ready, _, _ = gevent.select.select(list(live), [], [])
+                for fd in sorted(ready, key=fds.index):
+                    try:
+                        data = os.read(fd, _CHUNK)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        live[fd](data)
+                    else:
+                        del live[fd]
                 gevent.sleep(0)  # a flooding command must not starve the other greenlets
         except OSError as e:
             log.warning("reading command output failed: %s", e)
         finally:
-            spawn.close_now(fd)
+            _close(*fds)
 
     def _reap(self, watcher: Any) -> None:
         spawn.wait_exit(self._popen, watcher)
