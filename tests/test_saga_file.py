@@ -502,3 +502,31 @@ def test_has_ended_reads_the_tail_only(tmp_path, monkeypatch, log):
     assert log.has_ended("bare") and d
     fixture = FileSagaLog(LOG_DIR, cwd=str(FIXTURE_DIR))
     assert [fixture.has_ended(s) for s in fixture.get_active_sagas()] == [False, True, True]
+
+
+def test_start_and_task_records_of_a_new_saga_in_one_batch(log):
+    log.log_messages([SagaMessage("n", T.START_SAGA, "", b"job"), SagaMessage("n", T.START_TASK, "t"),
+                      SagaMessage("n", T.END_TASK, "t", b"r"), SagaMessage("n", T.END_SAGA)])
+    assert rebuild_state("n", log.get_messages("n")).completed
+
+
+def test_readers_never_see_a_half_written_record_while_writers_run(log):
+    def job(sid):
+        saga = Saga.start(log, sid, b"blob")
+        gevent.joinall([gevent.spawn(task, saga, f"t{i}") for i in range(15)], raise_error=True)
+        saga.end_saga()
+
+    def task(saga, task_id):
+        saga.start_task(task_id)
+        saga.start_task(task_id, b"running")
+        saga.end_task(task_id, b"done")
+    writers = [gevent.spawn(job, f"j{i}") for i in range(4)]
+    reads = 0
+    while not all(w.ready() for w in writers):
+        for sid in log.get_active_sagas():
+            rebuild_state(sid, log.get_messages(sid))  # raises on any torn or out-of-order record
+            reads += 1
+        gevent.sleep(0)
+    gevent.joinall(writers, raise_error=True)
+    assert reads > 0
+    assert all(rebuild_state(f"j{i}", log.get_messages(f"j{i}")).completed for i in range(4))
