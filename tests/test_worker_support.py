@@ -116,9 +116,20 @@ def present(d: Dict[str, Any]) -> set:
     return {k for k, v in d.items() if v is not None}
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+def group_alive(pgid: int, settle: float = 2.0) -> bool:
+    """True if a live (non-zombie) process is in group ``pgid`` after up to ``settle`` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        alive = False
+        for name in os.listdir("/proc"):
+            try:
+                raw = Path(f"/proc/{name}/stat").read_bytes() if name.isdigit() else b""
+            except OSError:
+                continue
+            fields = raw[raw.rfind(b")") + 2:].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+                alive = True
+                break
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
