@@ -45,8 +45,11 @@ class Cluster:
         thrift, http = free_port(), free_port()
         home = self.root / f"home-{thrift}"
         home.mkdir()
+        store = self.root / "bundles"
+        store.mkdir(exist_ok=True)
         proc = self.procs.start([binary("workerserver"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
-                                 f"127.0.0.1:{http}", "-log_level", "error"], cwd=str(home),
+                                 f"127.0.0.1:{http}", "-log_level", "error", "-bundlestore", str(store)],
+                                cwd=str(home),
                                 env={"HOME": str(home), "TMPDIR": str(home)})
         wait_port(thrift, proc=proc)
         node = f"127.0.0.1:{thrift}"
@@ -152,7 +155,7 @@ def test_worker_sigkill_mid_task_reruns_the_task_elsewhere(procs, tmp_path):
     wait_for(lambda: completed(client, job_id), 60, "job completion")
     status = client.GetStatus(job_id)
     assert status.taskData["slow"].status == scoot.RunStatusState.COMPLETE
-    starts = [m for m in c.saga_log().get_messages(job_id) if m.type == MessageType.START_TASK and m.data is None]
+    starts = [m for m in c.saga_log().get_messages(job_id) if m.type == MessageType.START_TASK and not m.data]
     assert len(starts) == 2
 
 
