@@ -11,6 +11,7 @@ import pytest
 from scootpy.idl import scoot
 from scootpy.thriftrpc import ThriftClient
 from tests.procs import binary, free_port, wait_port
+from tests.test_worker_client_real import start_workerserver
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,6 +108,27 @@ def test_scheduler_with_a_static_list(procs, tmp_path):
     client = start_scheduler(procs, tmp_path, {"Type": "static", "Workers": [alpha]})
     try:
         assert run_one_task(client, "only") == "alpha"
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(not os.path.exists(binary("workerserver")), reason="workerserver not installed")
+def test_scheduler_runs_tasks_on_real_workers_from_a_membership_file(procs, tmp_path):
+    workers = [start_workerserver(procs, tmp_path / f"w{i}")[1] for i in range(2)]
+    members = tmp_path / "members.txt"
+    write_atomically(members, "\n".join(workers) + "\n")
+    client = start_scheduler(procs, tmp_path, {"Type": "file", "Path": str(members)})
+    try:
+        tasks = [scoot.TaskDefinition(command=scoot.Command(argv=["sh", "-c", f"exit {i}"], envVars={}),
+                                      taskId=f"exit{i}") for i in range(4)]
+        job_id = client.RunJob(scoot.JobDefinition(tasks=tasks)).id
+        deadline = time.monotonic() + 60
+        while (status := client.GetStatus(job_id)).status != scoot.Status.COMPLETED:
+            assert time.monotonic() < deadline, f"job not done: {status}"
+            time.sleep(0.02)
+        assert {t: (d.status, d.exitCode) for t, d in status.taskData.items()} == {
+            f"exit{i}": (scoot.RunStatusState.COMPLETE, i) for i in range(4)}
+        assert all(d.outUri.startswith("http://127.0.0.1:") for d in status.taskData.values())
     finally:
         client.close()
 
