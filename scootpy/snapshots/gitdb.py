@@ -12,6 +12,7 @@ Safe for many greenlets or threads and for several processes sharing one data re
 except uniquely named temporary ones, every index is private, and bundles are written without refs.
 """
 
+import io
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 from scootpy.snapshots import bundles, git
+from scootpy.snapshots.fastpath import FastIngester, FastTree, bundle_bytes, wrapper_commit
 from scootpy.snapshots.checkouts import DEFAULT_CACHE_BYTES, CheckoutCache, remove_tree
 from scootpy.snapshots.ids import (Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, format_id, local_id,
                                    parse_id, stream_id)
@@ -41,7 +43,8 @@ EXPORT_FAILURE_EXIT_CODE = 216
 FS_WRAPPER_MESSAGE = "commit to distribute GitDB FSSnapshot via bundlestore"
 WORKING_DIR_MESSAGE = "__scoot_commit"
 # Wrapper commits are not part of any id; a fixed date makes their bundles reproducible.
-_FIXED_DATE = {"GIT_AUTHOR_DATE": "1262304000 +0000", "GIT_COMMITTER_DATE": "1262304000 +0000"}
+_FIXED_WHEN = "1262304000 +0000"
+_FIXED_DATE = {"GIT_AUTHOR_DATE": _FIXED_WHEN, "GIT_COMMITTER_DATE": _FIXED_WHEN}
 _KNOWN_UPLOADS = 4096
 
 
@@ -64,6 +67,7 @@ class GitDB:
         self.tmp = Path(tempfile.mkdtemp(prefix="scoot-gitdb-", dir=tmp_root))
         self._checkouts = CheckoutCache(self.repo, self.tmp / "checkouts", cache_bytes)
         self._worktree = WorkTree(self.repo)
+        self._fast = FastIngester(self.repo)
         self._lock = threading.Lock()
         self._downloads: Dict[str, threading.Lock] = {}
         self._uploaded: "OrderedDict[str, None]" = OrderedDict()
@@ -83,8 +87,10 @@ class GitDB:
         path = Path(os.path.abspath(path))
         if path.is_symlink() or not path.is_dir():
             raise SnapshotError(f"cannot ingest {path}: not a directory")
-        tree = self._write_tree(self.repo, path)
-        return self._publish(Kind.FS, tree)
+        fast = self._fast.ingest(path)
+        if fast is not None:
+            return self._publish(Kind.FS, fast.sha, fast)
+        return self._publish(Kind.FS, self._write_tree(self.repo, path))
 
     def ingest_git_commit(self, repo_dir: Union[str, Path], commit: str) -> str:
         """Snapshot ``commit`` (any commit-ish) of the repository ``repo_dir``."""
@@ -116,7 +122,7 @@ class GitDB:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _publish(self, kind: Kind, sha: str) -> str:
+    def _publish(self, kind: Kind, sha: str, fast: Optional[FastTree] = None) -> str:
         """Upload a new snapshot: to the store when there is one, else as a tag when tags are configured."""
         if self.store is None and self.tags is not None:
             push_tag(self.repo, self.tags, sha)
@@ -129,7 +135,13 @@ class GitDB:
                 bundle_basis(self.repo, self.stream, sha)
             if on_stream:
                 return stream_id(stream_name, sha)
-            if name not in self._uploaded and not self.store.exists(name):
+            if name in self._uploaded or self.store.exists(name):
+                pass
+            elif fast is not None:
+                commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
+                data = bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)
+                self.store.write(name, io.BytesIO(data))
+            else:
                 tip = sha if kind is Kind.GC else git.run_sha(
                     ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
                 self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
