@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scootpy.runs import RunCommand, RunState
-from scootpy.sched.cluster import RpcWorkerClient, WorkerUnreachable, probe_ready
+from scootpy.sched.cluster import RpcWorkerClient, WorkerUnreachable, probe_ready, ps_fetch
 from tests.procs import binary, free_port, wait_port
 
 pytestmark = [pytest.mark.timeout(120),
@@ -92,3 +92,10 @@ def test_killed_worker_is_unreachable_then_reachable_after_restart(procs, tmp_pa
         assert client.query().runs == []  # a new worker process remembers nothing
     finally:
         client.close()
+
+
+def test_local_discovery_sees_a_real_workerserver(procs, tmp_path):
+    proc, addr = start_workerserver(procs, tmp_path)
+    assert addr in ps_fetch("workerserver", "thrift_addr")
+    procs.stop(proc)
+    assert addr not in ps_fetch("workerserver", "thrift_addr")
