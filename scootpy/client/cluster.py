@@ -1,5 +1,9 @@
 """Start a local Cloud Scoot (reference scootapi/setup): apiservers, then workers, then the scheduler.
 
+Each group starts at once and is then waited for (the reference waits for each process in turn): the
+apiservers are up before any worker starts (workers look for them once, at startup), and the workers
+before the scheduler.
+
 The children get the reference's exact command lines (``-http_addr localhost:11100 -grpc_addr
 localhost:12100 -log_level info`` ...), so ``ps``-based discovery finds them as it finds Go ones. With a
 port offset (ours, ``SCOOT_PORT_OFFSET``) the cluster is private: the scheduler gets a static list of
@@ -129,8 +133,9 @@ def start_apiservers(cfg: ClusterConfig, cmds: Cmds, store_dir: str) -> List[str
     for i in range(cfg.apiservers or DEFAULT_APISERVERS):
         http, grpc = f"localhost:{cfg.ports.api_http(i)}", f"localhost:{cfg.ports.api_grpc(i)}"
         cmds.start([binary, "-http_addr", http, "-grpc_addr", grpc, "-log_level", cfg.log_level], env=env)
-        wait_for_port(cfg.ports.api_http(i), cmds)
         addrs.append(http)
+    for i in range(len(addrs)):
+        wait_for_port(cfg.ports.api_http(i), cmds)
     return addrs
 
 
@@ -149,9 +154,10 @@ def start_workers(cfg: ClusterConfig, cmds: Cmds, api_addrs: List[str]) -> str:
         if cfg.ports.offset:
             argv += ["-bundlestore", api_addrs[i % len(api_addrs)]]
         cmds.start(argv)
+        nodes.append(thrift)
+    for i in range(count):
         wait_for_port(cfg.ports.worker_http(i), cmds)
         wait_for_port(cfg.ports.worker_thrift(i), cmds)
-        nodes.append(thrift)
     if cfg.ports.offset:
         return "local.local." + json.dumps({"Cluster": {"Type": "static", "Workers": nodes}})
     return "local.local"
