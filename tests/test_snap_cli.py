@@ -170,3 +170,15 @@ def test_flags_anywhere_and_errors(tmp_path, run, apiserver):
         assert res.returncode == 1 and res.stdout == b"" and b"Error: " in res.stderr, args
     res = run("create")
     assert res.returncode == 0 and b"ingest_dir" in res.stdout
+
+
+def test_no_temp_files_left_behind(tmp_path, run):
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    assert run("create", "ingest_dir", "--dir", str(src), env={"TMPDIR": str(tmp)}).returncode == 0
+    assert run("read", "cat", "--id", INPUT_ID, "README.txt", env={"TMPDIR": str(tmp)}).returncode == 0
+    assert run("read", "cat", "--id", GC_ID, "x", env={"TMPDIR": str(tmp)}).returncode == 1
+    assert os.listdir(tmp) == []

@@ -46,6 +46,7 @@ WORKING_DIR_MESSAGE = "__scoot_commit"
 _FIXED_WHEN = "1262304000 +0000"
 _FIXED_DATE = {"GIT_AUTHOR_DATE": _FIXED_WHEN, "GIT_COMMITTER_DATE": _FIXED_WHEN}
 _KNOWN_UPLOADS = 4096
+_KNOWN_SHAS = 4096
 
 
 def bundle_name(key: str) -> str:
@@ -71,6 +72,7 @@ class GitDB:
         self._lock = threading.Lock()
         self._downloads: Dict[str, threading.Lock] = {}
         self._uploaded: "OrderedDict[str, None]" = OrderedDict()
+        self._known: "OrderedDict[str, None]" = OrderedDict()
 
     @property
     def backends(self) -> Tuple[str, ...]:
@@ -175,7 +177,7 @@ class GitDB:
 
     def download(self, ref: SnapshotRef) -> None:
         """Make ``ref.sha`` present in the data repo, fetching its bundle when needed."""
-        if git.sha_present(self.repo, ref.sha):
+        if self._present(ref.sha):
             return
         if ref.backend is Backend.STREAM:
             update_stream(self.repo, self.stream, ref.name)
@@ -193,6 +195,18 @@ class GitDB:
         finally:
             with self._lock:
                 self._downloads.pop(ref.sha, None)
+
+    def _present(self, sha: str) -> bool:
+        """Whether ``sha`` is in the data repo; remembered, since objects are never removed from it."""
+        if sha in self._known:
+            return True
+        if not git.sha_present(self.repo, sha):
+            return False
+        with self._lock:
+            self._known[sha] = None
+            while len(self._known) > _KNOWN_SHAS:
+                self._known.popitem(last=False)
+        return True
 
     def _download_bundle(self, ref: SnapshotRef) -> None:
         name = bundle_name(ref.bundle_key)
