@@ -120,6 +120,7 @@ class ThriftServer:
             return
         transport = SocketTransport(sock, self.limits)
         proto = protocol(transport)
+        proto.strict_decode = True  # handlers get str, never the bytes thriftpy2 falls back to
         try:
             while transport.wait_for_message():
                 if not self._serve_one(proto):
@@ -140,7 +141,12 @@ class ThriftServer:
                                  f"Unknown function {name}")
             return True
         args = getattr(self.service, name + "_args")()
-        args.read(proto)
+        try:
+            args.read(proto)
+        except UnicodeDecodeError as e:
+            self._send_exception(proto, name, seqid, TApplicationException.PROTOCOL_ERROR,
+                                 f"Invalid UTF-8 in a string argument of {name}: {e}")
+            return False
         missing = missing_required(args)
         if missing:
             field = missing[0].rsplit(".", 1)[-1].split("[")[0]
