@@ -142,6 +142,7 @@ def _guard(read_begin: Callable) -> Callable:
 
 # thriftpy2's pure binary protocol looks these helpers up at call time; wrapping them lets our transport
 # veto absurd container sizes. Strings are bounded by the per-message budget inside SocketTransport.read.
+# This leans on thriftpy2 0.7's module layout (setup.cfg pins it); the hostile-input tests prove it works.
 binary.read_list_begin = _guard(binary.read_list_begin)
 binary.read_map_begin = _guard(binary.read_map_begin)
 
