@@ -10,6 +10,7 @@ import gevent.queue
 import pytest
 
 from scootpy.sched.cluster import NodeUpdate, diff_nodes, parse_ps, process_pattern, ps_fetch
+from scootpy.sched.cluster import local
 from scootpy.sched.cluster.local import local_membership
 from scootpy.sched.cluster.memberfile import MemberFile, file_membership, parse_members
 from scootpy.sched.cluster.membership import ADD, REMOVE, Membership, fixed
@@ -292,7 +293,7 @@ def test_file_membership_workers_join_and_leave(tmp_path):
 
 # --- local discovery with ps -------------------------------------------------------------------------------------
 
-def test_ps_fetch_finds_a_real_process_and_loses_it(procs):
+def test_local_membership_finds_a_real_process_and_loses_it(procs):
     node_id = f"127.0.0.1:{free_port()}"
     proc = procs.start([sys.executable, "-c", "import time; time.sleep(60)",
                         "workerserver", "-thrift_addr", node_id])
@@ -310,7 +311,33 @@ def test_ps_fetch_finds_a_real_process_and_loses_it(procs):
         m.stop()
 
 
+def test_proc_and_ps_see_the_same_command_line(procs):
+    node_id = f"127.0.0.1:{free_port()}"
+    procs.start([sys.executable, "-c", "import time; time.sleep(60)", "line\nbreak\ttab",
+                 "workerserver", "-thrift_addr", node_id])
+    deadline = time.monotonic() + 10
+    while not any(node_id in line for line in local.proc_command_lines()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    [from_proc] = [line for line in local.proc_command_lines() if node_id in line]
+    [from_ps] = [line for line in local.ps_command_lines() if node_id in line]
+    assert from_proc.endswith("line break?tab workerserver -thrift_addr " + node_id)
+    assert from_ps.endswith(from_proc)  # ps adds PID, TTY, STAT and TIME in front
+    assert parse_ps(from_ps, WORKERS) == parse_ps(from_proc, WORKERS) == [node_id]
+
+
+def test_without_proc_ps_is_used(procs, monkeypatch, tmp_path):
+    node_id = f"127.0.0.1:{free_port()}"
+    procs.start([sys.executable, "-c", "import time; time.sleep(60)", "workerserver", "-thrift_addr", node_id])
+    monkeypatch.setattr(local, "PROC", str(tmp_path / "no-proc"))
+    deadline = time.monotonic() + 10
+    while node_id not in ps_fetch("workerserver", "thrift_addr"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_ps_missing_or_failing_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "PROC", str(tmp_path / "no-proc"))
     monkeypatch.setenv("PATH", str(tmp_path))
     assert ps_fetch("workerserver", "thrift_addr") is None  # no ps at all
     failing = tmp_path / "ps"

@@ -4,7 +4,8 @@ Glossary:
   node id      a worker's Thrift ``host:port`` (``inmemory0..N-1`` for the in-memory cluster).
   membership   the current node set; ``start(on_change)`` delivers ``NodeUpdate`` batches (adds, then removes,
                each sorted) from a greenlet: first the initial set, then every change. Types: ``memory``
-               (fixed ``inmemory*`` nodes), ``local`` (``ps x`` every second), ``static`` (a fixed address list)
+               (fixed ``inmemory*`` nodes), ``local`` (this user's processes as
+               ``ps x`` shows them, every second), ``static`` (a fixed address list)
                and ``file`` (a watched file of addresses; workers join and leave without a restart).
   worker client  ``run``/``query``/``abort``/``close`` against one worker; ``rpc`` speaks Thrift, ``local`` is an
                in-process fake that completes everything. Every failure is ``WorkerUnreachable``.
@@ -23,6 +24,5 @@ from scootpy.sched.cluster.rpc import RpcWorkerClient
 __all__ = [
     "ADD", "DEFAULT_POLLING_PERIOD_S", "FakeWorkerClient", "Membership", "NodeUpdate", "READY_RETRY_S", "REMOVE",
     "RpcWorkerClient", "WorkerClient", "WorkerGaveUp", "WorkerStatus", "WorkerUnreachable", "diff_nodes",
-    "membership_from_config", "parse_ps", "process_pattern", "probe_ready", "ps_fetch",
-    "worker_clients_from_config",
+    "membership_from_config", "parse_ps", "process_pattern", "probe_ready", "ps_fetch", "worker_clients_from_config",
 ]
