@@ -94,18 +94,19 @@ class Invoker:
         if cmd.snapshot_id:
             self.metrics.inc("workerDownloads")
         began = time.monotonic()
-        job = gevent.spawn(self.filer.checkout, cmd.snapshot_id)
+        job = gevent.spawn(_caught, self.filer.checkout, cmd.snapshot_id)
         gevent.wait([job, abort], count=1)
         if not job.ready():
-            job.link_value(lambda g: g.value.release())
+            job.link_value(lambda g: g.value[0] and g.value[0].release())
             return done.state(RunState.ABORTED)
         if cmd.snapshot_id:
             self.metrics.observe("workerDownloadLatency_ms", time.monotonic() - began)
-        if isinstance(job.exception, FilerError):
-            return done.failed(job.exception.exit_code, str(job.exception))
-        if job.exception is not None:
-            return done.failed(210, str(job.exception))
-        return job.value
+        checkout, error = job.value
+        if isinstance(error, FilerError):
+            return done.failed(error.exit_code, str(error))
+        if error is not None:
+            return done.failed(210, str(error))
+        return checkout
 
     def _open_logs(self, run_id: str) -> _Logs:
         made: List[Output] = []
@@ -168,17 +169,24 @@ class Invoker:
         self.metrics.inc("workerUploads")
         began = time.monotonic()
         files = {"STDOUT": logs.stdout.path, "STDERR": logs.stderr.path, "STDLOG": logs.stdlog.path}
-        job = gevent.spawn(self.filer.ingest, files)
+        job = gevent.spawn(_caught, self.filer.ingest, files)
         gevent.wait([job, abort], count=1)
         if not job.ready():
             return done.state(RunState.ABORTED)
         self.metrics.observe("workerUploadLatency_ms", time.monotonic() - began)
-        if job.exception is not None:
-            code = getattr(job.exception, "exit_code", POST_EXEC_FAILURE)
-            return done.failed(code, str(job.exception))
-        snap = job.value
+        snap, error = job.value
+        if error is not None:
+            return done.failed(getattr(error, "exit_code", POST_EXEC_FAILURE), str(error))
         out, err = (f"{snap}/STDOUT", f"{snap}/STDERR") if cmd.snapshot_id else (logs.stdout.uri, logs.stderr.uri)
         return done.complete(snap, result.exit_code, result.error, out, err)
+
+
+def _caught(step: Callable, *args: object) -> tuple:
+    """(result, None) or (None, exception): a failed filer step is a run status, not a hub traceback."""
+    try:
+        return step(*args), None
+    except Exception as e:
+        return None, e
 
 
 def _tee(first: Output, second: Output) -> Callable[[bytes], None]:

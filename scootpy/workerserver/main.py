@@ -88,8 +88,9 @@ def check_config(flag: str) -> None:
     except ValueError as e:
         _fatal(f"Error configuring Worker: Couldn't parse top-level config: {e}")
     if parsed is not None and not isinstance(parsed, dict):
+        kind = {list: "array", str: "string", bool: "bool"}.get(type(parsed), "number")
         _fatal("Error configuring Worker: Couldn't parse top-level config: json: cannot unmarshal "
-               f"{type(parsed).__name__} into Go value of type map[string]json.RawMessage")
+               f"{kind} into Go value of type map[string]json.RawMessage")
 
 
 def _fatal(text: str) -> None:

@@ -1,0 +1,97 @@
+"""``workerserver`` process flags and startup, the Go text helpers, and the run-status bookkeeping."""
+
+import subprocess
+
+import pytest
+
+from scootpy.runs import RunCommand, RunState, RunStatus
+from scootpy.workerserver.gotext import (command_string, go_duration_ms, go_duration_ns, go_quote, go_time_now,
+                                         run_status_string, worker_status_string)
+from scootpy.workerserver.statuses import StatusManager
+from tests.procs import binary, free_port
+from tests.test_worker_support import start_worker
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def run_worker(tmp_path, *args, timeout=20):
+    return subprocess.run([binary("workerserver"), "-thrift_addr", f"127.0.0.1:{free_port()}", "-http_addr",
+                           f"127.0.0.1:{free_port()}", *args], capture_output=True, text=True, timeout=timeout,
+                          env={"TMPDIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+
+
+def test_bad_log_level_returns_without_serving(tmp_path):
+    done = run_worker(tmp_path, "-log_level", "loud")
+    assert done.returncode == 0 and "not a valid logrus Level" in done.stderr
+
+
+@pytest.mark.parametrize("config, text", [
+    ("nope.nope", "Scheduler: Error Loading Config File config/nope.nope: Asset config/nope.nope not found"),
+    ("[]", "Error configuring Worker: Couldn't parse top-level config: json: cannot unmarshal array into Go"),
+    ("{garbage", "Error configuring Worker: Couldn't parse top-level config:"),
+])
+def test_bad_config_is_fatal(tmp_path, config, text):
+    done = run_worker(tmp_path, "-config", config)
+    assert done.returncode == 1 and text in done.stderr
+
+
+@pytest.mark.parametrize("args, text", [
+    (["-no_such_flag"], "flag provided but not defined: -no_such_flag"),
+    (["-mem_cap", "-1"], 'invalid value "-1" for flag -mem_cap'),
+    (["-mem_cap", "lots"], 'invalid value "lots" for flag -mem_cap'),
+])
+def test_bad_flags_exit_2(tmp_path, args, text):
+    done = run_worker(tmp_path, *args)
+    assert done.returncode == 2 and text in done.stderr
+
+
+def test_reference_flags_accepted(procs, tmp_path):
+    w = start_worker(procs, tmp_path, "-config", 'local.local.{"x": {"y": 1}}', "-repo", "",
+                     "-cas_addr", "localhost:12100", "--mem_cap=0")
+    with w.client() as c:
+        assert c.QueryWorker().initialized
+    assert "-cas_addr is accepted for compatibility and ignored" in w.log.read_text()
+
+
+def test_go_text_helpers():
+    assert go_quote('a "b"\n\x01é') == '"a \\"b\\"\\n\\x01é"'
+    assert [go_duration_ms(ms) for ms in (0, 20, 500, 1000, 1500, 60000, 90500, 3600000, -500)] == \
+        ["0s", "20ms", "500ms", "1s", "1.5s", "1m0s", "1m30.5s", "1h0m0s", "-500ms"]
+    assert go_duration_ns(1500) == "1.5µs" and go_duration_ns(1_500_000) == "1.5ms"
+    assert " +0000 UTC m=+" in go_time_now() or " m=+" in go_time_now()
+    cmd = RunCommand(argv=["sh", "-c", "x"], env={"A": "1", "B": "2"}, snapshot_id="s", timeout_ms=20,
+                     job_id="j", task_id="t", tag="g")
+    assert command_string(cmd) == ('runner.Command -- SnapshotID: s # Argv: ["sh" "-c" "x"] # Timeout: 20ms'
+                                   ' # JobID: j # TaskID: t # Tag: g # Env:  A=1  B=2')
+
+
+def test_run_status_strings():
+    assert run_status_string(RunStatus(RunState.UNKNOWN, run_id="9", error="unknown run id 9")) == \
+        "RunStatus -- RunID: 9 # State: UNKNOWN # JobID:  # TaskID:  # Tag: "
+    assert run_status_string(RunStatus(RunState.FAILED, error="e", exit_code=240)) == \
+        "RunStatus -- RunID:  # State: FAILED # JobID:  # TaskID:  # Tag:  # ExitCode: 240 # Error: e"
+    done = RunStatus(RunState.COMPLETE, run_id="0", out_uri="o", err_uri="e", snapshot_id="s")
+    assert run_status_string(done) == ("RunStatus -- RunID: 0 # State: COMPLETE # JobID:  # TaskID:  # Tag:  "
+                                       "# Stdout: o # Stderr: e # SnapshotID: s # ExitCode: 0 # Error: ")
+    assert worker_status_string([], True, "") == "{[] true }"
+
+
+def test_status_manager_rules():
+    sm = StatusManager(history=1)
+    first = sm.new_run()
+    assert (first.run_id, first.state) == ("0", RunState.PENDING)
+    sm.update(RunStatus(RunState.RUNNING, run_id="0", out_uri="o", err_uri="e"))
+    sm.update(RunStatus(RunState.ABORTED, run_id="0"))
+    assert sm.get("0") == RunStatus(RunState.ABORTED, run_id="0", out_uri="o", err_uri="e")
+    sm.update(RunStatus(RunState.COMPLETE, run_id="0"))
+    assert sm.get("0").state == RunState.ABORTED
+    assert sm.wait_done("0", 0).state == RunState.ABORTED
+    second = sm.new_run()
+    assert second.run_id == "1" and sm.get("0") is None and [s.run_id for s in sm.all()] == ["1"]
+    sm.erase("1")
+    assert sm.get("1") is not None
+    sm.update(RunStatus(RunState.FAILED, run_id="1", exit_code=240))
+    sm.erase("1")
+    assert sm.all() == []
+    sm.update(RunStatus(RunState.RUNNING, run_id="7"))
+    assert sm.get("7") is None
