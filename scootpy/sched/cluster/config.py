@@ -20,6 +20,7 @@ from scootpy.sched.cluster.rpc import DEFAULT_TIMEOUT_S, RpcWorkerClient
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_COUNT = 10
+MAX_MEMORY_COUNT = 10_000
 CLUSTER_TYPES = {"": "memory", "memory": "memory", "local": "local", "static": "static", "file": "file"}
 WORKERS_TYPES = {"": "local", "local": "local", "rpc": "rpc"}
 
@@ -32,8 +33,8 @@ def membership_from_config(cluster_cfg: Optional[Dict[str, Any]]) -> Membership:
     cfg = cluster_cfg or {}
     if kind == "memory":
         count = _field("Cluster", cfg, "ClusterMemoryConfig", "Count", int, DEFAULT_MEMORY_COUNT)
-        if count < 0:
-            raise ValueError(f"Error parsing variable Cluster: Count must not be negative, got {count}")
+        if not 0 <= count <= MAX_MEMORY_COUNT:
+            raise ValueError(f"Error parsing variable Cluster: Count must be 0..{MAX_MEMORY_COUNT}, got {count}")
         return fixed([f"inmemory{i}" for i in range(count)], "memory")
     if kind == "local":
         return local_membership()
