@@ -24,6 +24,8 @@ _NAMES = {logging.CRITICAL: "fatal", logging.ERROR: "error", logging.WARNING: "w
           logging.INFO: "info", logging.DEBUG: "debug", TRACE: "trace"}
 _PLAIN = re.compile(r"[A-Za-z0-9\-._/@^+]*")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_COLORS = {"debug": 37, "trace": 37, "warning": 33, "error": 31, "fatal": 31}  # anything else: 36 (blue)
+_STARTED = time.time()  # logrus counts terminal timestamps from its package's start
 
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
@@ -58,21 +60,39 @@ def _quote(value: object) -> str:
 
 
 class LogrusFormatter(logging.Formatter):
-    """Format records as logrus' TextFormatter does for a non-terminal."""
+    """Format records as logrus' TextFormatter does: ``key=value`` pairs, or for a terminal its coloured
+    ``INFO[0012] message<padded to 44>  key=value`` form (seconds since the process started)."""
+
+    def __init__(self, terminal: bool = False):
+        super().__init__()
+        self.terminal = terminal
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        level = _NAMES.get(record.levelno, "info")
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
         fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         path = os.path.normpath(record.pathname).split(os.sep)
         fields["sourceLine"] = f"{'/'.join(path[-2:])}:{record.lineno}"
-        parts = [f"time={_quote(stamp)}", f"level={_NAMES.get(record.levelno, 'info')}"]
+        pairs = sorted(fields.items())
+        if self.terminal:
+            return _colored(record, level, message, pairs)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        parts = [f"time={_quote(stamp)}", f"level={level}"]
         if message:
             parts.append(f"msg={_quote(message)}")
-        parts += [f"{k}={_quote(v)}" for k, v in sorted(fields.items())]
+        parts += [f"{k}={_quote(v)}" for k, v in pairs]
         return " ".join(parts)
+
+
+def _colored(record: logging.LogRecord, level: str, message: str, pairs: list) -> str:
+    color = _COLORS.get(level, 36)
+    elapsed = max(0, int(record.created - _STARTED))
+    if message.endswith("\n"):
+        message = message[:-1]
+    line = f"\x1b[{color}m{level.upper()[:4]}\x1b[0m[{elapsed:04d}] {message:<44} "
+    return line + "".join(f" \x1b[{color}m{k}\x1b[0m={_quote(v)}" for k, v in pairs)
 
 
 def parse_level(name: str) -> int:
@@ -84,9 +104,12 @@ def parse_level(name: str) -> int:
 
 
 def setup_logging(level: str = "info", stream: Optional[object] = None) -> None:
-    """Send every log record of the process to stderr in logrus shape at ``level``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(LogrusFormatter())
+    """Send every log record of the process to stderr (or ``stream``) in logrus shape at ``level``;
+    the terminal form when that stream is a terminal, as logrus does."""
+    out = stream or sys.stderr
+    isatty = getattr(out, "isatty", None)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(LogrusFormatter(terminal=bool(isatty and isatty())))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(parse_level(level))

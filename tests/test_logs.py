@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from scootpy import logs as logs_module
 from scootpy.logs import LogrusFormatter, go_quote, parse_level, setup_logging
 from tests.procs import FIXTURES
 
@@ -135,3 +136,34 @@ def test_a_process_logs_to_stderr_only():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout == ""
     assert re.fullmatch(r'time="\S+" level=debug msg="to stderr" sourceLine="[^"]+:1"\n', proc.stderr)
+
+
+def test_terminal_form_matches_logrus_colored_output():
+    record = logging.LogRecord("n", logging.WARNING, "/x/sched/scheduler.py", 7, "slow start\n", None, None)
+    record.created = logs_module._STARTED + 12.7
+    record.node = "localhost:10101"
+    line = LogrusFormatter(terminal=True).format(record)
+    assert line == ("\x1b[33mWARN\x1b[0m[0012] " + "slow start".ljust(44) + " "
+                    " \x1b[33mnode\x1b[0m=\"localhost:10101\" \x1b[33msourceLine\x1b[0m=\"sched/scheduler.py:7\"")
+    record.levelno = logging.INFO
+    assert LogrusFormatter(terminal=True).format(record).startswith("\x1b[36mINFO\x1b[0m[0012] ")
+
+
+def test_setup_logging_uses_the_terminal_form_on_a_tty():
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as tty:
+            setup_logging("info", tty)
+            try:
+                logging.getLogger("t").info("on a terminal")
+            finally:
+                setup_logging("info")
+        text = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert re.match(r"\x1b\[36mINFO\x1b\[0m\[\d{4}\] on a terminal {32} ", text)
+    assert "time=" not in text
