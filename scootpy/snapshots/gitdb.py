@@ -125,35 +125,41 @@ class GitDB:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _publish(self, kind: Kind, sha: str, fast: Optional[FastTree] = None) -> str:
-        """Upload a new snapshot: to the store when there is one, else as a tag when tags are configured."""
+        """Share a new snapshot: to the store when there is one, else as a tag when tags are configured."""
         if self.store is None and self.tags is not None:
             push_tag(self.repo, self.tags, sha)
             return format_id(SnapshotRef(Backend.TAGS, kind, sha, self.tags.name))
         if self.store is None:
             return local_id(kind, sha)
-        name = bundle_name(sha)
         try:
             basis, stream_name, on_stream = (None, "", False) if kind is Kind.FS else \
                 bundle_basis(self.repo, self.stream, sha)
             if on_stream:
                 return stream_id(stream_name, sha)
-            if name in self._uploaded or self.store.exists(name):
-                pass
-            elif fast is not None:
-                commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
-                data = bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)
-                self.store.write(name, io.BytesIO(data))
-            else:
-                tip = sha if kind is Kind.GC else git.run_sha(
-                    ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
-                self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
+            self._upload_once(kind, sha, basis, fast)
         except SnapshotError as exc:
             raise SnapshotError(str(exc), exit_code=UPLOAD_FAILURE_EXIT_CODE) from None
+        return bundlestore_id(kind, sha, stream=stream_name)
+
+    def _upload_once(self, kind: Kind, sha: str, basis: Optional[str], fast: Optional[FastTree]) -> None:
+        """Upload ``bs-<sha>.bundle`` unless the store already has it (the first upload wins anyway)."""
+        name = bundle_name(sha)
+        if name in self._uploaded:
+            return
+        if self.store.exists(name):
+            pass
+        elif fast is not None:
+            commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
+            self.store.write(name, io.BytesIO(
+                bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)))
+        else:
+            tip = sha if kind is Kind.GC else git.run_sha(
+                ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
+            self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
         with self._lock:
             self._uploaded[name] = None
             while len(self._uploaded) > _KNOWN_UPLOADS:
                 self._uploaded.popitem(last=False)
-        return bundlestore_id(kind, sha, stream=stream_name)
 
     def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True,
                       basis: Optional[str] = None) -> None:
