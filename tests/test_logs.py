@@ -167,3 +167,19 @@ def test_setup_logging_uses_the_terminal_form_on_a_tty():
         os.close(slave)
     assert re.match(r"\x1b\[36mINFO\x1b\[0m\[\d{4}\] on a terminal {32} ", text)
     assert "time=" not in text
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["--log_level", "debug"], ["debug", "info", "error"]),
+    (["-log_level=error"], ["error"]),
+    (["--log_level=WARN"], ["error"]),
+    ([], ["info", "error"]),
+])
+def test_log_level_flag_end_to_end(argv, shown):
+    code = ("import logging, sys; from scootpy.flags import FlagSet; from scootpy.logs import setup_logging\n"
+            "fs = FlagSet('p'); fs.string('log_level', 'info', 'level')\n"
+            "setup_logging(fs.parse(sys.argv[1:]).log_level); log = logging.getLogger('p')\n"
+            "log.debug('d'); log.info('i'); log.error('e')\n")
+    proc = subprocess.run([sys.executable, "-c", code] + argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert re.findall(r" level=(\w+) ", proc.stderr) == shown
