@@ -45,7 +45,6 @@ WORKING_DIR_MESSAGE = "__scoot_commit"
 # Wrapper commits are not part of any id; a fixed date makes their bundles reproducible.
 _FIXED_WHEN = "1262304000 +0000"
 _FIXED_DATE = {"GIT_AUTHOR_DATE": _FIXED_WHEN, "GIT_COMMITTER_DATE": _FIXED_WHEN}
-_KNOWN_UPLOADS = 4096
 _KNOWN_SHAS = 4096
 
 
@@ -71,7 +70,6 @@ class GitDB:
         self._fast = FastIngester(self.repo)
         self._lock = threading.Lock()
         self._downloads: Dict[str, threading.Lock] = {}
-        self._uploaded: "OrderedDict[str, None]" = OrderedDict()
         self._known: "OrderedDict[str, None]" = OrderedDict()
 
     @property
@@ -144,11 +142,9 @@ class GitDB:
     def _upload_once(self, kind: Kind, sha: str, basis: Optional[str], fast: Optional[FastTree]) -> None:
         """Upload ``bs-<sha>.bundle`` unless the store already has it (the first upload wins anyway)."""
         name = bundle_name(sha)
-        if name in self._uploaded:
-            return
         if self.store.exists(name):
-            pass
-        elif fast is not None:
+            return
+        if fast is not None:
             commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
             self.store.write(name, io.BytesIO(
                 bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)))
@@ -156,10 +152,6 @@ class GitDB:
             tip = sha if kind is Kind.GC else git.run_sha(
                 ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
             self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
-        with self._lock:
-            self._uploaded[name] = None
-            while len(self._uploaded) > _KNOWN_UPLOADS:
-                self._uploaded.popitem(last=False)
 
     def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True,
                       basis: Optional[str] = None) -> None:
