@@ -1,6 +1,7 @@
 """Cluster membership: update diffing, the ps discovery regex, fixed, watched-file and local (ps) clusters."""
 
 import os
+import random
 import sys
 import time
 
@@ -68,6 +69,20 @@ def test_diff_lists_sorted_adds_then_sorted_removes():
 def test_diff_sorts_like_go_strings():
     assert [u.node_id for u in diff_nodes([], ["inmemory10", "inmemory2", "inmemory1"])] == [
         "inmemory1", "inmemory10", "inmemory2"]
+
+
+def test_diff_applied_to_old_gives_new_for_random_sets():
+    rng = random.Random(5)
+    pool = [f"10.0.0.{i}:{p}" for i in range(12) for p in (1, 10101)]
+    for _ in range(300):
+        old, new = set(rng.sample(pool, rng.randint(0, 10))), set(rng.sample(pool, rng.randint(0, 10)))
+        updates = diff_nodes(old, new)
+        adds = [u.node_id for u in updates if u.kind == ADD]
+        removes = [u.node_id for u in updates if u.kind == REMOVE]
+        assert updates == [add(n) for n in adds] + [remove(n) for n in removes]  # adds first
+        assert adds == sorted(adds) and removes == sorted(removes)
+        assert (old | set(adds)) - set(removes) == new
+        assert not set(adds) & old and set(removes) <= old
 
 
 # --- the ps regex ----------------------------------------------------------------------------------------------
