@@ -126,7 +126,7 @@ class ThriftServer:
                 if not self._serve_one(proto):
                     break
         except (PeerError, OSError, TException, struct.error, ValueError, RecursionError) as e:
-            log.debug("dropping thrift connection from %s: %s", peer[0], e)
+            log.debug("dropping thrift connection from %s: %r", peer[0], e)
         except Exception:
             log.exception("dropping thrift connection from %s", peer[0])
         finally:

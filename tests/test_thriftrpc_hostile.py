@@ -15,7 +15,7 @@ import gevent
 import pytest
 from thriftpy2.thrift import TApplicationException, TMessageType
 
-from scootpy.idl import scoot
+from scootpy.idl import scoot, worker
 from scootpy.thriftrpc import Limits, ThriftClient, ThriftServer
 from tests.procs import free_port, wait_port
 from tests.test_wire_fixtures import Recorder, encode_message, read_message
@@ -256,3 +256,77 @@ def test_default_limits_are_64_mib():
     limits = Limits()
     assert limits.max_message_bytes == limits.max_string_bytes == 64 << 20
     assert TApplicationException.INTERNAL_ERROR == 6
+
+
+class Canned:
+    """Answers every method of a service with one fixed, valid reply."""
+
+    REPLIES = {
+        "RunJob": scoot.JobId(id="j"), "GetStatus": scoot.JobStatus(id="j", status=scoot.Status.COMPLETED),
+        "KillJob": scoot.JobStatus(id="j", status=scoot.Status.COMPLETED),
+        "GetSchedulerStatus": scoot.SchedulerStatus(currentTasks=0, maxTasks=-1),
+        "QueryWorker": worker.WorkerStatus(runs=[], initialized=True, error=""),
+        "Run": worker.RunStatus(status=worker.Status.PENDING, runId="0"),
+        "Abort": worker.RunStatus(status=worker.Status.ABORTED, runId="0"),
+    }
+
+    def __getattr__(self, method):
+        return lambda *args: self.REPLIES.get(method)
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One random corruption of a valid message: flipped bytes, a cut, an insertion or a repeated slice."""
+    kind = rng.randrange(4)
+    buf = bytearray(data)
+    if kind == 0:
+        for _ in range(rng.randint(1, 4)):
+            buf[rng.randrange(len(buf))] = rng.randrange(256)
+    elif kind == 1:
+        del buf[rng.randrange(1, len(buf)):]
+    elif kind == 2:
+        at = rng.randrange(len(buf))
+        buf[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    else:
+        a = rng.randrange(len(buf))
+        buf[a:a] = buf[a:a + rng.randint(1, 16)] * rng.randint(2, 50)
+    return bytes(buf)
+
+
+def send_and_drain(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+
+
+def test_mutated_reference_calls_never_hurt_the_server(caplog):
+    """600 corrupted copies of the recorded Go calls: each gets an answer or a closed connection, the
+    server logs no unexpected error, and it still serves honest calls afterwards."""
+    from tests.test_wire_fixtures import ENTRIES, WIRE, service_of
+
+    calls = [e for e in ENTRIES if e["message_type"] == "CALL"]
+    servers = {svc: ThriftServer(svc, Canned(), ("127.0.0.1", 0), limits=Limits(stall_timeout=2))
+               for svc in {service_of(e) for e in calls}}
+    for srv in servers.values():
+        srv.start()
+    rng = random.Random(20191014)
+    try:
+        with caplog.at_level("DEBUG", logger="scootpy.thriftrpc"):
+            for _ in range(12):
+                batch = []
+                for _ in range(50):
+                    entry = rng.choice(calls)
+                    data = mutate((WIRE / entry["file"]).read_bytes(), rng)
+                    batch.append(gevent.spawn(send_and_drain, servers[service_of(entry)].port, data))
+                gevent.joinall(batch, timeout=60, raise_error=True)
+        assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records][-5:]
+        with ThriftClient(scoot.CloudScoot, f"127.0.0.1:{servers[scoot.CloudScoot].port}") as client:
+            assert client.GetSchedulerStatus().maxTasks == -1
+    finally:
+        for srv in servers.values():
+            srv.stop()
