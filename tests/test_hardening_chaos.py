@@ -1,0 +1,78 @@
+"""SIGKILL of real workers during a 200-task job: the scheduler (static cluster of five real ``workerserver``
+processes) re-runs the tries lost with the killed workers on the survivors, and every task ends COMPLETED
+with the command's own result."""
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+
+import gevent
+import pytest
+
+from scootpy.idl import scoot
+from tests.hardening_helpers import job_of, start_scheduler, start_workers, wait_job
+
+pytestmark = pytest.mark.timeout(150)
+
+TASKS = 200
+WORKERS = 5
+KILLS = 2
+
+
+def chaos_config(addrs):
+    return {"Cluster": {"Type": "static", "Workers": addrs},
+            "Workers": {"Type": "rpc", "PollingPeriod": "50ms"},
+            "SagaLog": {"Type": "memory"},
+            "SchedulerConfig": {"InfraRetriesPerTask": 4, "RunnerRetryTimeout": "1s",
+                                "RunnerRetryInterval": "100ms", "ReadyFnBackoff": "500ms",
+                                "WorkerRpcTimeout": "5s"}}
+
+
+def test_sigkill_of_workers_during_a_200_task_job(procs, tmp_path):
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    for i in range(WORKERS):
+        (tmp_path / f"w{i}").mkdir()
+    starters = [gevent.spawn(start_workers, procs, tmp_path / f"w{i}", 1) for i in range(WORKERS)]
+    workers = [w for g in gevent.joinall(starters, raise_error=True) for w in g.value]
+    by_http = {w.http_addr: w for w in workers}
+    sched = start_scheduler(procs, tmp_path, chaos_config([w.addr for w in workers]))
+    victims = rng.sample(workers, KILLS)
+    kill_at = sorted(rng.uniform(0.1, 0.6) for _ in range(KILLS))  # fractions of the tasks done
+    killed = []
+
+    def maybe_kill(status):
+        done = sum(1 for s in status.taskStatus.values() if s == scoot.Status.COMPLETED)
+        while len(killed) < KILLS and done >= kill_at[len(killed)] * TASKS:
+            victim = victims[len(killed)]
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            killed.append((victim.addr, done))
+
+    argvs = [["sh", "-c", f"sleep 0.0{rng.randint(1, 5)}; echo task {i}"] for i in range(TASKS)]
+    started = time.monotonic()
+    with sched.client() as client:
+        job_id = client.RunJob(job_of(argvs, requestor="chaos")).id
+        status = wait_job(client, job_id, timeout=120, on_poll=maybe_kill, interval=0.02)
+    elapsed = time.monotonic() - started
+    assert len(killed) == KILLS, f"the job finished before every kill: {killed}"
+    assert all(victim.proc.wait(5) == -signal.SIGKILL for victim in victims)
+    assert set(status.taskStatus.values()) == {scoot.Status.COMPLETED}
+    assert len(status.taskData) == TASKS
+    ran_on = Counter()
+    for task_id, data in status.taskData.items():
+        assert (data.status, data.exitCode) == (scoot.RunStatusState.COMPLETE, 0), (task_id, data)
+        ran_on[data.outUri.split("/")[2]] += 1
+    survivors = {w.http_addr for w in workers} - {v.http_addr for v in victims}
+    assert set(ran_on) <= set(by_http) and survivors <= set(ran_on)
+    with sched.client() as client:
+        assert client.GetSchedulerStatus().currentTasks == 0
+    assert sched.proc.poll() is None
+    log = sched.log.read_text()
+    retried = sum(log.count(f"try failed, will retry: worker {addr}") for addr, _ in killed)
+    assert retried >= 1, "no try was lost with a killed worker"
+    assert "Traceback" not in log and "level=error" not in log
+    print(f"\nchaos (seed {seed}): {TASKS} tasks on {WORKERS} workers, SIGKILLed {killed} "
+          f"(address, tasks done), {retried} tries lost and re-run, all COMPLETE exit 0 in {elapsed:.1f}s ({TASKS / elapsed:.0f} tasks/s); "
+          f"tasks per worker HTTP address {dict(ran_on)}")
