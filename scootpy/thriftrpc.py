@@ -261,7 +261,11 @@ class ThriftClient:
         return self._transport
 
     def call(self, name: str, *args: Any) -> Any:
-        """Call ``name`` with positional arguments in IDL order; return its result or raise its exception."""
+        """Call ``name`` with positional arguments in IDL order; return its result or raise its exception.
+
+        Failures come out as a declared IDL exception, TApplicationException, TProtocolException (a reply
+        lacking a required field), PeerError (closed, stalled, oversized or undecodable reply) or OSError.
+        """
         try:
             return self._call(name, args)
         except TException as e:
@@ -269,6 +273,9 @@ class ThriftClient:
                 raise
             self.close()
             raise
+        except (struct.error, UnicodeDecodeError, RecursionError) as e:
+            self.close()
+            raise PeerError(f"undecodable reply to {name}: {e!r}") from e
         except BaseException:
             self.close()
             raise

@@ -330,3 +330,46 @@ def test_mutated_reference_calls_never_hurt_the_server(caplog):
     finally:
         for srv in servers.values():
             srv.stop()
+
+
+def test_mutated_reference_replies_give_the_client_clean_errors():
+    """Our client, fed 300 corrupted copies of recorded Go replies, returns or raises a documented error."""
+    from thriftpy2.thrift import TException
+
+    from scootpy.thriftrpc import PeerError
+    from tests.test_wire_fixtures import ENTRIES, WIRE, decode_message, service_of
+
+    pairs = list(zip(ENTRIES[0::2], ENTRIES[1::2]))
+    rng = random.Random(7)
+    outcomes = {}
+    for _ in range(300):
+        call, answer = rng.choice(pairs)
+        service = service_of(call)
+        _, _, seqid, args, _ = decode_message((WIRE / call["file"]).read_bytes(), service)
+        reply = mutate((WIRE / answer["file"]).read_bytes(), rng)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+
+            def serve():
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+
+            g = gevent.spawn(serve)
+            client = ThriftClient(service, "127.0.0.1:%d" % listener.getsockname()[1], timeout=3,
+                                  limits=Limits(stall_timeout=1))
+            try:
+                client._connect()
+                client._seqid = seqid - 1  # the recorded reply answers this call's seqid
+                client.call(call["method"], *[getattr(args, s[1]) for s in args.thrift_spec.values()])
+                outcome = "returned"
+            except (TException, PeerError, OSError) as e:
+                outcome = type(e).__name__
+            finally:
+                client.close()
+                g.kill()
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    print(outcomes)
+    assert sum(outcomes.values()) == 300 and len(outcomes) > 2, outcomes
