@@ -91,16 +91,17 @@ class Invoker:
 
     def _checkout(self, cmd: RunCommand, abort: gevent.event.Event, done: "_Statuses"
                   ) -> Union[Checkout, RunStatus]:
-        if cmd.snapshot_id:
-            self.metrics.inc("workerDownloads")
+        if not cmd.snapshot_id:
+            checkout, error = _caught(self.filer.checkout, "")  # a new empty directory: no waiting involved
+            return checkout if error is None else done.failed(210, str(error))
+        self.metrics.inc("workerDownloads")
         began = time.monotonic()
         job = gevent.spawn(_caught, self.filer.checkout, cmd.snapshot_id)
         gevent.wait([job, abort], count=1)
         if not job.ready():
             job.link_value(lambda g: g.value[0] and g.value[0].release())
             return done.state(RunState.ABORTED)
-        if cmd.snapshot_id:
-            self.metrics.observe("workerDownloadLatency_ms", time.monotonic() - began)
+        self.metrics.observe("workerDownloadLatency_ms", time.monotonic() - began)
         checkout, error = job.value
         if isinstance(error, FilerError):
             return done.failed(error.exit_code, str(error))
