@@ -10,6 +10,7 @@ import sys
 import gevent
 import pytest
 
+from scootpy.snapshots import checkouts
 from scootpy.snapshots.gitdb import GitDB, StreamConfig, TagsConfig
 from scootpy.snapshots.ids import SnapshotError
 from scootpy.snapshots.store import FileStore
@@ -248,7 +249,10 @@ def test_corrupt_or_truncated_bundle_leaves_repo_unchanged(tmp_path, make_db, st
     assert sh_git(db.repo, "count-objects") == "0 objects, 0 kilobytes"
 
 
-def test_fs_checkout_cache_reuses_only_pristine_trees(tmp_path, make_db, store):
+@pytest.mark.parametrize("compare", ["signature", "git"])
+def test_fs_checkout_cache_reuses_only_pristine_trees(tmp_path, make_db, store, monkeypatch, compare):
+    if compare == "git":
+        monkeypatch.setattr(checkouts, "SIGNED_ENTRIES", 0)
     db = make_db(store=store)
     snap = db.ingest_dir(write(tmp_path / "src", {"a": "1", "d/b": "2"}))
     first = db.checkout(snap)

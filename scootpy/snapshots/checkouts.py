@@ -1,11 +1,13 @@
 """Checkouts of ``fs`` snapshots (git trees) into fresh directories, with a bounded cache of released ones.
 
 Each checkout is ``read-tree`` + ``checkout-index -a -u`` with a private index, into a new directory. On
-release, a tree that is still exactly as checked out (``diff-files`` finds no change, ``ls-files -o`` no
-extra entry) is parked instead of deleted, so the next checkout of the same tree returns at once. Parked
+release, a tree that is still exactly as checked out is parked instead of deleted (small trees are compared
+with a signature of every entry's mode, size and content taken at checkout; big ones with ``diff-files``
+and ``ls-files -o``), so the next checkout of the same tree returns at once. Parked
 trees are evicted least-recently-used when their total size exceeds ``max_bytes``; anything else is removed.
 """
 
+import hashlib
 import logging
 import os
 import shutil
@@ -16,7 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from scootpy.snapshots import git
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 1 << 30
 MAX_PARKED = 32
+SIGNED_ENTRIES = 256
+SIGNED_BYTES = 4 << 20
 
 
 @dataclass
@@ -31,6 +35,7 @@ class _Checkout:
     tree: str
     path: Path
     index: Path
+    signature: Optional[Dict[str, tuple]] = None
 
 
 class CheckoutCache:
@@ -60,6 +65,8 @@ class CheckoutCache:
             git.run(["read-tree", tree], self.repo, env)
             git.run(["checkout-index", "-a", "-u"] if self.max_bytes > 0 else ["checkout-index", "-a"],
                     self.repo, env)
+            if self.max_bytes > 0:
+                entry.signature = signature(path)
         except BaseException:
             self._remove(entry)
             raise
@@ -102,6 +109,8 @@ class CheckoutCache:
     def _pristine(self, entry: _Checkout) -> bool:
         if not entry.path.is_dir() or entry.path.is_symlink():
             return False
+        if entry.signature is not None:
+            return signature(entry.path) == entry.signature
         env = self._env(entry)
         try:
             git.run(["diff-files", "--quiet"], self.repo, env)
@@ -133,6 +142,55 @@ class CheckoutCache:
     def _remove(self, entry: _Checkout) -> None:
         entry.index.unlink(missing_ok=True)
         remove_tree(entry.path)
+
+
+def signature(root: Path) -> Optional[Dict[str, tuple]]:
+    """Every entry under ``root`` with its mode and size, and the content hash of files (target of links),
+    or None when there are more than SIGNED_ENTRIES entries or SIGNED_BYTES bytes (then git checks)."""
+    found: Dict[str, tuple] = {}
+    budget = SIGNED_BYTES
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            return {"": ("unreadable", str(current))}
+        for entry in entries:
+            if len(found) >= SIGNED_ENTRIES:
+                return None
+            rel = os.path.relpath(entry.path, root)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                found[rel] = ("vanished",)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                found[rel] = (info.st_mode,)
+                stack.append(Path(entry.path))
+            elif stat.S_ISLNK(info.st_mode):
+                found[rel] = (info.st_mode, _link_target(entry.path))
+            else:
+                budget -= info.st_size
+                if budget < 0:
+                    return None
+                found[rel] = (info.st_mode, info.st_size, _file_hash(entry.path))
+    return found
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        return f"unreadable: {exc}"
+
+
+def _file_hash(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read(SIGNED_BYTES + 1)).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc}"
 
 
 def remove_tree(path: Path) -> None:
