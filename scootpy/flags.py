@@ -106,9 +106,9 @@ def _parse_int(text: str) -> int:
 
 
 def _parse_float(text: str) -> float:
-    if not re.fullmatch(r"[+-]?((\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?|inf|infinity|nan)", text, re.I):
+    if not re.fullmatch(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", text, re.I):
         raise ValueError("parse error")
-    return float(text.replace("_", ""))
+    return float(text)
 
 
 def go_float(value: float) -> str:

@@ -198,3 +198,13 @@ def test_ignored_flags_keep_their_go_type():
                           "  -max_grpc_idle_mins int\n    \tmax grpc connection idle time (default 1)\n")
     with pytest.raises(SystemExit):
         fs.parse(["-max_grpc_conn", "many"])
+
+
+@pytest.mark.parametrize("text, ok", [("2.5", True), (".5", True), ("1e3", True), ("-Inf", True), ("NaN", True),
+                                      ("1_0.5", False), ("1.2.3", False), ("", False), (" 1", False)])
+def test_float_syntax(text, ok):
+    if ok:
+        flagset().parse([f"-ratio={text}"])
+    else:
+        with pytest.raises(SystemExit):
+            flagset().parse([f"-ratio={text}"])
