@@ -371,5 +371,4 @@ def test_mutated_reference_replies_give_the_client_clean_errors():
                 client.close()
                 g.kill()
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    print(outcomes)
     assert sum(outcomes.values()) == 300 and len(outcomes) > 2, outcomes
