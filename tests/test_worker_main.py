@@ -1,15 +1,22 @@
 """``workerserver`` process flags and startup, the Go text helpers, and the run-status bookkeeping."""
 
+import json
 import subprocess
+import time
+import urllib.request
 
+import gevent
 import pytest
 
+from scootpy.idl import worker
+from scootpy.metrics import Registry
 from scootpy.runs import RunCommand, RunState, RunStatus
 from scootpy.workerserver.gotext import (command_string, go_duration_ms, go_duration_ns, go_quote, go_time_now,
                                          run_status_string, worker_status_string)
+from scootpy.workerserver.runqueue import RunQueue
 from scootpy.workerserver.statuses import StatusManager
 from tests.procs import binary, free_port
-from tests.test_worker_support import start_worker
+from tests.test_worker_support import FIXTURE_SNAPSHOT, command, run_and_wait, start_worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,3 +102,49 @@ def test_status_manager_rules():
     assert sm.all() == []
     sm.update(RunStatus(RunState.RUNNING, run_id="7"))
     assert sm.get("7") is None
+
+
+def test_failed_initialization_refuses_runs(procs, tmp_path):
+    bad_config = tmp_path / "broken-gitconfig"
+    bad_config.write_text("[core\n")
+    w = start_worker(procs, tmp_path, wait_ready=False, env={"GIT_CONFIG_GLOBAL": str(bad_config)})
+    with w.client() as c:
+        time.sleep(0.5)
+        assert c.QueryWorker() == worker.WorkerStatus(runs=[], initialized=False, error="")
+        assert c.Run(command(["true"])) == worker.RunStatus(
+            status=worker.Status.FAILED, runId="", error="Queue is still initializing. Please try later.", exitCode=0)
+
+
+def test_stats_count_downloads_uploads_and_task_latency(procs, tmp_path):
+    w = start_worker(procs, tmp_path)
+    with w.client() as c:
+        run_and_wait(c, argv=["#! sim execer", "sleep 50", "complete 0"], snapshotId=FIXTURE_SNAPSHOT)
+    with urllib.request.urlopen(f"http://{w.http_addr}/admin/metrics.json", timeout=10) as resp:
+        stats = json.loads(resp.read())
+    assert stats["workerserver/workerDownloads"] == 1 and stats["workerserver/workerUploads"] == 1
+    assert stats["workerserver/workerTaskLatency_ms.max"] > 50
+    assert stats["workerserver/handler/runs"] == 1
+
+
+class FinalOnly:
+    """An invoker stand-in that ends each run at once with a given status."""
+
+    def __init__(self, finals):
+        self.finals = list(finals)
+
+    def run(self, run_id, cmd, abort, publish, bazel=False):
+        return RunStatus(run_id=run_id, **self.finals.pop(0))
+
+
+def test_two_clean_failures_in_a_row_stop_the_worker():
+    fatal = []
+    finals = [dict(state=RunState.FAILED, exit_code=211), dict(state=RunState.COMPLETE, exit_code=211),
+              dict(state=RunState.COMPLETE, exit_code=211), dict(state=RunState.FAILED, exit_code=211),
+              dict(state=RunState.FAILED, exit_code=211)]
+    queue = RunQueue(FinalOnly(finals), Registry("test"), on_fatal=lambda: fatal.append(True))
+    queue.set_initialized()
+    for i in range(5):
+        run_id = queue.run(RunCommand(argv=[str(i)])).run_id
+        assert queue.statuses.wait_done(run_id, 5).state.is_done
+        gevent.sleep(0)
+        assert fatal == ([True] if i == 4 else []), i

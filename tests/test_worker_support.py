@@ -38,7 +38,7 @@ class WorkerProc:
 
 
 def start_worker(procs, tmp_path: Path, *extra: str, with_fixture_bundles: bool = True,
-                 wait_ready: bool = True) -> WorkerProc:
+                 wait_ready: bool = True, env: Optional[Dict[str, str]] = None) -> WorkerProc:
     """Start ``workerserver`` with a file bundlestore in ``tmp_path/store`` (holding the fixture bundles)."""
     store = tmp_path / "store"
     (store / "bundles").mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def start_worker(procs, tmp_path: Path, *extra: str, with_fixture_bundles: bool 
     argv = [binary("workerserver"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr", f"127.0.0.1:{http}",
             "-bundlestore", str(store), "-log_level", "info", *extra]
     with open(log, "wb") as err:
-        proc = procs.start(argv, env={"TMPDIR": str(tmp)}, stderr=err)
+        proc = procs.start(argv, env=dict(env or {}, TMPDIR=str(tmp)), stderr=err)
     wait_port(http, proc=proc)
     wait_port(thrift, proc=proc)
     w = WorkerProc(proc, thrift, http, store, log)
