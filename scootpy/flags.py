@@ -131,6 +131,8 @@ def go_float(value: float) -> str:
 
 @dataclass
 class Flag:
+    """One declared flag: its Go type (``kind``), default, help text and value parser."""
+
     name: str
     default: Any
     help: str
@@ -163,18 +165,23 @@ class FlagSet:
         self.flags[name] = Flag(name, default, help, parse, kind, ignored)
 
     def string(self, name: str, default: str, help: str) -> None:
+        """Declare a string flag."""
         self._add(name, default, help, str, "string")
 
     def int(self, name: str, default: int, help: str) -> None:
+        """Declare an int flag (Go's ParseInt syntax, 0x/0o/0b prefixes)."""
         self._add(name, default, help, _parse_int, "int")
 
     def float(self, name: str, default: float, help: str) -> None:
+        """Declare a float flag."""
         self._add(name, default, help, _parse_float, "float")
 
     def bool(self, name: str, default: bool, help: str) -> None:
+        """Declare a bool flag: ``-name`` alone means true."""
         self._add(name, default, help, _parse_bool, "bool")
 
     def duration(self, name: str, default: float, help: str) -> None:
+        """Declare a Go duration flag; the value is in seconds."""
         self._add(name, default, help, parse_duration, "duration")
 
     def ignored(self, name: str, default: Any, help: str, kind: str = "string") -> None:

@@ -37,6 +37,7 @@ class Histogram:
         self.recent: deque = deque(maxlen=_RESERVOIR)
 
     def observe(self, seconds: float) -> None:
+        """Record one observation, in seconds."""
         self.count += 1
         self.total += seconds
         self.min = min(self.min, seconds)
@@ -89,6 +90,7 @@ class Registry:
         self._misused: Set[Tuple[str, str]] = set()
 
     def describe(self, name: str, text: str) -> None:
+        """Set the Prometheus HELP text of ``name``."""
         self._help[name] = text
 
     def _claim(self, name: str, kind: str) -> bool:

@@ -89,6 +89,7 @@ class SocketTransport:
                                  else min(self.io_timeout, self.limits.stall_timeout))
 
     def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes of the current message, after checking them against the limits."""
         if n < 0:
             raise PeerError(f"negative length {n}")
         if n > self._budget:
@@ -105,9 +106,11 @@ class SocketTransport:
         return data
 
     def write(self, data: bytes) -> None:
+        """Buffer ``data``; nothing is sent before ``flush``."""
         self._wbuf += data
 
     def flush(self) -> None:
+        """Send everything buffered, in one ``sendall``."""
         data, self._wbuf = bytes(self._wbuf), bytearray()
         self.sock.sendall(data)
 

@@ -323,6 +323,7 @@ class ThriftClient:
         return getattr(result, "success", None)
 
     def close(self) -> None:
+        """Close the connection, if any; the next call dials again."""
         if self._transport is not None:
             self._transport.close()
             self._transport = None
