@@ -424,3 +424,30 @@ def test_server_context_manager_and_port(handler):
             assert c.GetSchedulerStatus().maxTasks == -1
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+
+
+def test_non_utf8_string_argument_is_a_protocol_error_then_close(server):
+    data = encode_message("GetStatus", TMessageType.CALL, 1, scoot.CloudScoot.GetStatus_args(jobId="ab\u00e9"))
+    data = data.replace("ab\u00e9".encode(), b"ab\xff\xfe")  # same length, invalid UTF-8
+    with socket.create_connection(server.address) as sock, sock.makefile("rb") as source:
+        sock.sendall(data)
+        _, mtype, _, body = read_message(source, scoot.CloudScoot)
+        assert (mtype, body.type) == (TMessageType.EXCEPTION, TApplicationException.PROTOCOL_ERROR)
+        assert body.message.startswith("Invalid UTF-8 in a string argument of GetStatus")
+        assert sock.recv(1) == b""
+
+
+def test_binary_fields_carry_any_bytes():
+    raw = bytes(range(256))
+
+    class Worker:
+        def Run(self, cmd):
+            stdout = cmd.bazelRequest.instanceName.encode() + raw
+            return worker.RunStatus(status=worker.Status.COMPLETE, runId="0",
+                                    bazelResult=bazel.ActionResult(stdoutRaw=stdout, stderrRaw=b""))
+
+    with ThriftServer(worker.Worker, Worker(), ("127.0.0.1", 0)) as srv:
+        with ThriftClient(worker.Worker, f"127.0.0.1:{srv.port}") as c:
+            cmd = worker.RunCommand(argv=["x"], bazelRequest=bazel.ExecuteRequest(instanceName="i"))
+            result = c.Run(cmd).bazelResult
+    assert (result.stdoutRaw, result.stderrRaw) == (b"i" + raw, b"")
