@@ -2,6 +2,7 @@
 SIGTERM, aborts during checkout, the memory cap, an HTTP bundlestore, discovery by ``ps`` and shutdown."""
 
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -171,3 +172,34 @@ def test_port_in_use_exits_1(procs, tmp_path):
                               env={"TMPDIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1 and "cannot start workerserver" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_dir_replaced_by_a_file_fails_220_and_recovers(procs, tmp_path):
+    w = start_worker(procs, tmp_path)
+    with w.client() as c:
+        first = run_and_wait(c, argv=["true"])
+        out_dir = Path(re.sub(r"^file://[^/]*", "", first.outUri.split("?file=", 1)[1])).parent
+        shutil.rmtree(out_dir)
+        out_dir.write_text("in the way")
+        done = run_and_wait(c, argv=["true"])
+        assert (done.status, done.exitCode) == (S.FAILED, 220)
+        assert done.error.startswith("could not create stdout: ")
+        out_dir.unlink()
+        assert run_and_wait(c, argv=["true"]).status == S.COMPLETE
+
+
+def test_locate_store_finds_a_running_apiserver(procs, tmp_path):
+    from scootpy.sched.cluster.local import ps_fetch
+    from scootpy.snapshots.store import HttpStore
+    from scootpy.workerserver.main import locate_store
+
+    api = free_port()
+    proc = procs.start([binary("apiserver"), "-http_addr", f"127.0.0.1:{api}"], env={"TMPDIR": str(tmp_path)},
+                       stderr=subprocess.DEVNULL)
+    wait_port(api, proc=proc)
+    store = locate_store("", str(tmp_path))
+    assert isinstance(store, HttpStore)
+    candidates = ps_fetch("apiserver", "http_addr")
+    assert f"127.0.0.1:{api}" in candidates
+    assert store.root in {f"http://{a}/bundle/" for a in candidates}
+    assert isinstance(locate_store(str(tmp_path / "abs"), str(tmp_path)).root, str)
