@@ -287,3 +287,32 @@ def test_installed_binary(sched, tmp_path):
     done = subprocess.run([binary("scootapi"), "bogus"], capture_output=True, timeout=30,
                           env={"HOME": str(tmp_path)})
     assert (done.returncode, done.stdout) == (1, b"")
+
+
+@pytest.mark.parametrize("reply,expected", [
+    (b"", "Error getting status: EOF"),
+    (b"\x80\x01\x00\x02garbage-garbage-garbage", "Error getting status: "),
+])
+def test_broken_servers_give_one_clear_error(monkeypatch, tmp_path, capsys, reply, expected):
+    import gevent.server
+
+    def answer(sock, _addr):
+        sock.recv(65536)
+        sock.sendall(reply)
+        sock.close()
+
+    server = gevent.server.StreamServer(("127.0.0.1", 0), answer)
+    server.start()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    try:
+        rc, out, err = run(capsys, "--addr", f"127.0.0.1:{server.address[1]}", "get_job_status", "x")
+    finally:
+        server.stop()
+    assert (rc, out) == (1, "") and f"Error: {expected}" in err and "Traceback" not in err
+
+
+def test_malformed_addr_flag(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rc, out, err = run(capsys, "--addr", "nohostport", "get_scheduler_status")
+    assert (rc, out) == (1, "")
+    assert "Error opening socket: address nohostport: missing port in address" in err

@@ -15,6 +15,7 @@ from scootpy.idl import scoot
 from scootpy.thriftrpc import PeerError, ThriftClient, parse_addr
 
 CLIENT_TIMEOUT_S = 60.0
+DECLARED = (scoot.InvalidRequest, scoot.CanNotScheduleNow, scoot.ScootServerError)
 
 
 class ClientError(Exception):
@@ -82,11 +83,14 @@ class CloudScootClient:
         dialing = not self._connected
         try:
             result = self._thrift.call(method, *args)
+        except DECLARED:
+            raise
         except TApplicationException as e:
             self._connected = False
             raise ClientError(e.message or str(e), "*thrift.tApplicationException") from None
-        except TException:
-            raise
+        except TException as e:
+            self._connected = False
+            raise ClientError(getattr(e, "message", None) or str(e), "*thrift.tProtocolException") from None
         except (OSError, ValueError, PeerError) as e:
             self._connected = False
             if dialing and isinstance(e, (ConnectionError, socket.gaierror, socket.timeout, ValueError)) \
