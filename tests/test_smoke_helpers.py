@@ -133,3 +133,15 @@ def test_log_lines_erase_the_progress_line():
         root.removeHandler(handler)
     assert tty.text == "\r\x1b[Kp1\r\x1b[Khello\n\r\x1b[Kp2\n"
     assert not handler.filters
+
+
+def test_tool_failures_carry_the_tools_error_line(tmp_path, monkeypatch):
+    from scootpy.client.smoke import run_tool
+    tool = tmp_path / "fake-tool"
+    tool.write_text("#!/bin/sh\necho 'time=x level=info msg=hi' >&2\necho 'Error: it broke' >&2\nexit 3\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(RuntimeError, match=r"^exit status 3 \(Error: it broke\)$"):
+        run_tool(["fake-tool"])
+    with pytest.raises(RuntimeError, match="executable file not found"):
+        run_tool(["no-such-tool-xyz"])

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 from scootpy.client.cobra import CobraCommand, GoFlag
 from scootpy.client.jobhelpers import RPC_ERRORS, generate_job, start_job, wait_for_jobs
@@ -38,17 +38,20 @@ def find_tool(name: str) -> str:
     raise FileNotFoundError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def run_tool(argv: List[str], cwd: str = None) -> bytes:
-    """Run a client tool, return its stdout; its stderr passes through. Errors read ``exit status N``."""
+def run_tool(argv: List[str], cwd: Optional[str] = None) -> bytes:
+    """Run a client tool and return its stdout. Its stderr is kept out of ours (as in the reference);
+    a failure reads ``exit status N`` followed by the tool's ``Error:`` line (or its last line)."""
     try:
-        done = subprocess.run([find_tool(argv[0])] + argv[1:], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                              cwd=cwd, timeout=SNAPSHOT_TIMEOUT_S, check=False)
+        done = subprocess.run([find_tool(argv[0])] + argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, cwd=cwd, timeout=SNAPSHOT_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{argv[0]} timed out after {SNAPSHOT_TIMEOUT_S:g}s") from None
     except OSError as e:
         raise RuntimeError(str(e)) from None
     if done.returncode != 0:
-        raise RuntimeError(f"exit status {done.returncode}")
+        lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("Error:")] or lines[-1:]
+        raise RuntimeError(f"exit status {done.returncode}" + (f" ({errors[0]})" if errors else ""))
     return done.stdout
 
 
