@@ -1,0 +1,76 @@
+"""100 concurrent clients against a real scheduler for a bounded time, each on its own connection, mixing
+RunJob and GetStatus: zero errors, every answer about the right job, and flat scheduler memory."""
+
+import time
+from collections import Counter
+
+import gevent
+import pytest
+
+from scootpy.idl import scoot
+from tests.hardening_helpers import job_of, rss_mib, start_scheduler, wait_job
+
+pytestmark = pytest.mark.timeout(120)
+
+CLIENTS = 100
+WARM_UP_S = 2.0
+LOAD_S = 10.0
+RSS_GROWTH_MIB = 50
+
+LOAD_CONFIG = {"Cluster": {"Type": "memory", "Count": 10}, "Workers": {"Type": "local"},
+               "SagaLog": {"Type": "memory"},
+               "SchedulerConfig": {"MaxRequestors": 1000, "MaxJobsPerRequestor": 100000}}
+
+
+def client_loop(sched, number: int, until: float, counts: Counter, errors: list) -> None:
+    """RunJob, then GetStatus of that job three times, until ``until``; every failure is recorded."""
+    requestor = f"load{number % 20}"
+    with sched.client(timeout=30) as client:
+        i = 0
+        while time.monotonic() < until:
+            try:
+                job = job_of([["true"]] * (1 + i % 3), requestor=requestor, tag=f"c{number}-{i}")
+                job_id = client.RunJob(job).id
+                counts["RunJob"] += 1
+                for _ in range(3):
+                    status = client.GetStatus(job_id)
+                    counts["GetStatus"] += 1
+                    if status.id != job_id or len(status.taskStatus) != 1 + i % 3:
+                        errors.append(f"client {number}: wrong status {status}")
+            except Exception as e:  # every error counts; the test wants none
+                errors.append(f"client {number}: {type(e).__name__}: {e}")
+            i += 1
+
+
+def load(sched, seconds: float) -> tuple:
+    counts, errors = Counter(), []
+    until = time.monotonic() + seconds
+    started = time.monotonic()
+    clients = [gevent.spawn(client_loop, sched, n, until, counts, errors) for n in range(CLIENTS)]
+    gevent.joinall(clients, timeout=seconds + 60, raise_error=True)
+    assert all(c.dead for c in clients), "some clients never finished"
+    return counts, errors, time.monotonic() - started
+
+
+def test_100_concurrent_clients(procs, tmp_path):
+    sched = start_scheduler(procs, tmp_path, LOAD_CONFIG)
+    pid = sched.proc.pid
+    counts, errors, _ = load(sched, WARM_UP_S)
+    assert not errors, errors[:5]
+    before = rss_mib(pid)
+    counts, errors, elapsed = load(sched, LOAD_S)
+    after = rss_mib(pid)
+    calls = counts["RunJob"] + counts["GetStatus"]
+    print(f"\nload: {CLIENTS} clients for {elapsed:.1f}s: {calls} calls ({counts['RunJob']} RunJob, "
+          f"{counts['GetStatus']} GetStatus), {len(errors)} errors, {calls / elapsed:.0f} calls/s; "
+          f"scheduler RSS {before:.1f} -> {after:.1f} MiB")
+    assert not errors, errors[:5]
+    assert counts["RunJob"] >= CLIENTS and counts["GetStatus"] >= 3 * CLIENTS
+    assert after - before < RSS_GROWTH_MIB
+    with sched.client() as client:  # fresh work still runs: a priority-2 job goes ahead of the backlog
+        urgent = job_of([["true"]], requestor="after")
+        urgent.priority = 2
+        last = client.RunJob(urgent).id
+        assert set(wait_job(client, last, timeout=60).taskStatus.values()) == {scoot.Status.COMPLETED}
+    assert sched.proc.poll() is None
+    assert "Traceback" not in sched.log.read_text()
