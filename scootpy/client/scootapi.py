@@ -11,11 +11,11 @@ import sys
 from typing import List, Optional
 
 from scootpy.client import cmd_admin, cmd_run_job, cmd_status, smoke
-from scootpy.client.smoke import Panic
 from scootpy.client.addrs import AddrFileError, addr_file_path, read_addrs
 from scootpy.client.cloudscoot import CloudScootClient
 from scootpy.client.cobra import (CobraCommand, CobraError, CobraGroup, GoFlag, HelpRequested, HelpTopic,
                                   UnknownCommand, print_error)
+from scootpy.client.smoke import Panic
 from scootpy.logs import LEVELS, setup_logging
 
 log = logging.getLogger(__name__)
