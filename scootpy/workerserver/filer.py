@@ -35,10 +35,14 @@ class Checkout:
         self._db = db
 
     def release(self) -> None:
-        if self._db is not None:
-            self._db.release_checkout(self.path)
-        else:
-            shutil.rmtree(self.path, ignore_errors=True)
+        """Give the directory back; a failure is logged, never turned into a run failure."""
+        try:
+            if self._db is not None:
+                self._db.release_checkout(self.path)
+            else:
+                shutil.rmtree(self.path, ignore_errors=True)
+        except Exception:  # the run's result stands whatever happens to its checkout
+            log.exception("releasing checkout %s failed", self.path)
 
 
 class Filer:

@@ -88,8 +88,8 @@ class RunQueue:
             final = RunStatus(RunState.FAILED, run_id=active.run_id, exit_code=250, error=f"error execing: {e}",
                               job_id=cmd.job_id, task_id=cmd.task_id, tag=cmd.tag)
         log.info("run %s finished: %s exit %s %s", final.run_id, final.state.name, final.exit_code, final.error)
-        self._active = None
         self.statuses.update(final)
+        self._active = None
         active.finished.set()
         self._check_repeated_clean_failure(final)
 
