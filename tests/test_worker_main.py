@@ -3,6 +3,7 @@
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import gevent
@@ -148,3 +149,15 @@ def test_two_clean_failures_in_a_row_stop_the_worker():
         assert queue.statuses.wait_done(run_id, 5).state.is_done
         gevent.sleep(0)
         assert fatal == ([True] if i == 4 else []), i
+
+
+def test_allow_from_refuses_other_peers(procs, tmp_path):
+    w = start_worker(procs, tmp_path, "-allow_from", "10.1.2.0/24", wait_ready=False)
+    with w.client(timeout=5) as c:
+        with pytest.raises(Exception):
+            c.QueryWorker()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{w.http_addr}/health", timeout=5)
+    assert refused.value.code == 403
+    done = run_worker(tmp_path, "-allow_from", "not-a-network")
+    assert done.returncode == 1 and "invalid -allow_from entry" in done.stderr
