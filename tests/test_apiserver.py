@@ -158,3 +158,23 @@ def test_gitdb_over_http_with_reference_bundles(server, tmp_path):
         other.close()
     finally:
         db.close()
+
+
+def test_view_rotates_its_databases(tmp_path):
+    from scootpy.snapshots.bundlestore import ViewApp
+    from scootpy.snapshots.store import FileStore
+    store = FileStore(SNAP_FIXTURES / "bundles")
+    made = []
+
+    def make_db():
+        made.append(GitDB(tmp_path / f"view{len(made)}", store, tmp_root=tmp_path))
+        return made[-1]
+    app = ViewApp(make_db, reads_per_db=2)
+    statuses = []
+    for _ in range(5):
+        body = b"".join(app({"PATH_INFO": f"/view/{INPUT_ID}/README.txt"}, lambda s, h: statuses.append(s)))
+        assert body.startswith(b"Scoot snapshot fixture input.")
+    assert statuses == ["200 OK"] * 5 and len(made) == 3
+    assert [db.repo.exists() for db in made] == [False, False, True]
+    app.close()
+    assert not made[2].repo.exists() and os.listdir(tmp_path) == []

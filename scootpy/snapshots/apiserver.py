@@ -67,10 +67,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         store = FileStore(os.environ.get(STORE_DIR_ENV) or scratch / "bundles")
         store.remove_stale_temps()
-        db = GitDB(scratch / "view-repo", store, tmp_root=scratch)
+        view = ViewApp(lambda: GitDB(tempfile.mkdtemp(prefix="view-repo-", dir=scratch), store, tmp_root=scratch))
         metrics = Registry("apiserver")
         server = AdminServer(addr, metrics,
-                             mounts=[("/bundle", BundleApp(store, metrics)), ("/view", ViewApp(db))])
+                             mounts=[("/bundle", BundleApp(store, metrics)), ("/view", view)])
         log.info("bundlestore serving %s on http://%s/bundle/", store.root, ns.http_addr)
         try:
             run_servers(server)
@@ -78,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             log.error("cannot serve on %s: %s", ns.http_addr, exc)
             sys.exit(1)
         finally:
-            db.close()
+            view.close()
     finally:
         remove_tree(scratch)
 

@@ -8,11 +8,12 @@ streams to disk (bundle header, length, pack checksum): a damaged one gets 400 a
 import logging
 import os
 import time
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Dict, Iterable, Iterator, Optional
 
 from scootpy.admin import respond
 from scootpy.metrics import Registry
 from scootpy.snapshots.bundles import BundleError, CheckedReader
+from scootpy.snapshots.checkouts import remove_tree
 from scootpy.snapshots.ids import SnapshotError
 from scootpy.snapshots.store import BUNDLE_NAME_TEXT, CHUNK, FileStore, StoreError, is_bundle_name, parse_ttl
 
@@ -109,18 +110,57 @@ def _content_length(environ: dict) -> Optional[int]:
 
 
 class ViewApp:
-    """``/view/<id>/<path>``: the bytes of one file of a ``bs-fs`` snapshot, read through ``db``."""
+    """``/view/<id>/<path>``: the bytes of one file of a ``bs-fs`` snapshot. Reads go through a GitDB made
+    by ``make_db``; after ``reads_per_db`` reads a fresh one takes over and the old one is closed (its repo
+    deleted) once its last read ends, so the viewer's object cache stays bounded."""
 
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, make_db: Callable[[], object], reads_per_db: int = 500):
+        self._make_db, self._limit = make_db, reads_per_db
+        self._db, self._reads = make_db(), 0
+        self._inflight: Dict[int, int] = {}
+        self._retired: Dict[int, object] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         rest = environ.get("PATH_INFO", "")[len("/view/"):]
         snapshot_id, sep, path = rest.partition("/")
         if not sep:
             return _text(start_response, "400 Bad Request", "need both an id and a path\n")
+        db = self._acquire()
         try:
-            data = self.db.read_file(snapshot_id, path)
+            data = db.read_file(snapshot_id, path)
         except SnapshotError as exc:
             return _text(start_response, "500 Internal Server Error", f"{exc}\n")
+        finally:
+            self._release(db)
         return respond(start_response, "200 OK", data, "text/plain")
+
+    def _acquire(self):
+        if self._reads >= self._limit:
+            old, self._db, self._reads = self._db, self._make_db(), 0
+            if self._inflight.get(id(old)):
+                self._retired[id(old)] = old
+            else:
+                _discard(old)
+        self._reads += 1
+        self._inflight[id(self._db)] = self._inflight.get(id(self._db), 0) + 1
+        return self._db
+
+    def _release(self, db) -> None:
+        key = id(db)
+        self._inflight[key] -= 1
+        if self._inflight[key] == 0:
+            del self._inflight[key]
+            retired = self._retired.pop(key, None)
+            if retired is not None:
+                _discard(retired)
+
+    def close(self) -> None:
+        """Close every database (call when the server has stopped)."""
+        for db in [self._db, *self._retired.values()]:
+            _discard(db)
+        self._retired.clear()
+
+
+def _discard(db) -> None:
+    db.close()
+    remove_tree(db.repo)

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -144,6 +145,7 @@ class GitDB:
         name = bundle_name(sha)
         if self.store.exists(name):
             return
+        log.info("uploading %s to %s", name, self.store.root)
         if fast is not None:
             commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
             self.store.write(name, io.BytesIO(
@@ -226,8 +228,10 @@ class GitDB:
             stream = self.store.open_read(name)
         except NotFound:
             raise NotFound(f"bundle {name} not found in bundlestore {self.store.root}") from None
+        started = time.monotonic()
         with stream:
             bundles.unbundle(self.repo, stream)
+        log.info("downloaded %s from %s in %.3fs", name, self.store.root, time.monotonic() - started)
 
     def checkout(self, snapshot_id: str) -> str:
         """A directory holding the snapshot; hand it back with :meth:`release_checkout`. ``fs``: a fresh
