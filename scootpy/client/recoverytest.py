@@ -37,7 +37,7 @@ def wait_for_progress(client: CloudScootClient, job_ids: List[str], limit: float
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            status = client.get_status(job_ids[-1])
+            status = client.get_status(job_ids[0])  # the oldest job is the first to make progress
             if any(s == scoot.Status.COMPLETED for s in (status.taskStatus or {}).values()):
                 return
         except RPC_ERRORS:
