@@ -76,13 +76,14 @@ def test_command_ignoring_sigterm_is_killed_after_grace(procs, tmp_path):
 class StallingStore:
     """A bundlestore that never answers for the fixture bundle and keeps everything else in memory."""
 
-    def __init__(self):
+    def __init__(self, stall_uploads: bool = False):
         self.bundles, self.stalled = {}, []
+        self.stall_uploads = stall_uploads
         self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.app, log=None)
 
     def app(self, environ, start_response):
         name = environ["PATH_INFO"].rsplit("/", 1)[-1]
-        if FIXTURE_SNAPSHOT.split("-")[2] in name:
+        if FIXTURE_SNAPSHOT.split("-")[2] in name or (self.stall_uploads and environ["REQUEST_METHOD"] != "GET"):
             self.stalled.append(name)
             gevent.sleep(60)
         if environ["REQUEST_METHOD"] == "POST":
@@ -112,6 +113,24 @@ def test_abort_during_checkout(procs, tmp_path):
             done = run_and_wait(c, argv=["#! sim execer", "complete 3"])
             assert (done.status, done.exitCode) == (S.COMPLETE, 3)
             assert f"bs-{done.snapshotId.split('-')[2]}.bundle" in store.bundles
+    finally:
+        store.server.stop(timeout=0)
+
+
+def test_abort_during_output_ingestion(procs, tmp_path):
+    store = StallingStore(stall_uploads=True)
+    store.server.start()
+    try:
+        w = start_worker(procs, tmp_path, "-bundlestore", f"127.0.0.1:{store.server.server_port}")
+        with w.client() as c:
+            reply = c.Run(command(["sh", "-c", "echo done"], tag="t"))
+            poll(lambda: store.stalled, what="the worker to upload the output bundle")
+            running = c.QueryWorker().runs[0]
+            assert running.status == S.RUNNING
+            aborted = c.Abort(reply.runId)
+            assert (aborted.status, aborted.outUri, aborted.snapshotId) == (S.ABORTED, running.outUri, None)
+            store.stall_uploads = False
+            assert c.Run(command(["true"])).status == S.PENDING
     finally:
         store.server.stop(timeout=0)
 
