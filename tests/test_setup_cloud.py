@@ -186,3 +186,17 @@ def test_default_ports_are_the_references():
             ports.api_http(2), ports.api_grpc(2)) == (9090, 9091, 10102, 10103, 11102, 12102)
     with pytest.raises(ValueError):
         addrs.port_offset({"SCOOT_PORT_OFFSET": "-5"})
+
+
+def test_server_binaries_come_from_scoot_bin_dir_first(tmp_path, monkeypatch):
+    from scootpy.client.cluster import SetupError, find_binary
+    fake = tmp_path / "scheduler"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("SCOOT_BIN_DIR", str(tmp_path))
+    assert find_binary("scheduler") == str(fake)
+    monkeypatch.delenv("SCOOT_BIN_DIR")
+    assert find_binary("scheduler") == binary("scheduler")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SetupError, match='exec: "no-such-server": executable file not found'):
+        find_binary("no-such-server")

@@ -33,6 +33,7 @@ DEFAULT_APISERVERS = 3
 STRATEGIES = ("local.memory", "local.local")
 API_STRATEGIES = ("local",)
 BUNDLESTORE_DIR_ENV = "BUNDLESTORE_STORE_DIR"
+BIN_DIR_ENV = "SCOOT_BIN_DIR"
 
 
 _CHILD_LEVELS = {"panic": "info", "warn": "warning"}
@@ -61,14 +62,17 @@ class ClusterConfig:
 
 
 def find_binary(name: str) -> str:
-    """One of our server binaries: next to the running Python first, else on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return beside
+    """A server binary: from ``$SCOOT_BIN_DIR`` if set (e.g. the Go reference's), else next to the running
+    Python, else on PATH."""
+    dirs = [d for d in (os.environ.get(BIN_DIR_ENV, ""), os.path.dirname(sys.executable)) if d]
+    for directory in dirs:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
     found = shutil.which(name)
     if found:
         return found
-    raise SetupError(f'exec: "{name}": executable file not found next to {sys.executable} or in $PATH')
+    raise SetupError(f'exec: "{name}": executable file not found in {" or ".join(dirs)} or in $PATH')
 
 
 def validate(cfg: ClusterConfig) -> None:
