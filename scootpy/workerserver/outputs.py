@@ -63,10 +63,10 @@ _TAIL_PAGE = b"""<html>
 class Output:
     """One log file being written."""
 
-    def __init__(self, path: str, uri: str):
+    def __init__(self, path: str, uri: str, fd: int):
         self.path = path
         self.uri = uri
-        self._file = open(path, "wb", buffering=0)
+        self._file = open(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> None:
         if not self._file.closed:
@@ -91,8 +91,11 @@ class OutputCreator:
 
     def create(self, name: str) -> Output:
         """Create ``<name><random digits>``; the URI names it by ``name`` (e.g. ``0-stdout``)."""
-        os.makedirs(self.directory, exist_ok=True)
-        path = _unique_file(os.path.abspath(self.directory), name)
+        try:
+            path, fd = _unique_file(os.path.abspath(self.directory), name)
+        except FileNotFoundError:  # the directory was removed: make it again
+            os.makedirs(self.directory, exist_ok=True)
+            path, fd = _unique_file(os.path.abspath(self.directory), name)
         uri = f"file://{self.hostname}{path}"
         if self.http_uri:
             uri = f"{self.http_uri}/{name}?file={uri}"
@@ -103,7 +106,7 @@ class OutputCreator:
             evicted = self._evict()
         for old in evicted:
             _remove(old)
-        return Output(path, uri)
+        return Output(path, uri, fd)
 
     def _evict(self) -> List[str]:
         evicted = []
@@ -152,12 +155,12 @@ class OutputCreator:
         return respond(start_response, "200 OK", f"<pre>\n{rows}</pre>\n".encode(), "text/html; charset=utf-8")
 
 
-def _unique_file(directory: str, prefix: str) -> str:
+def _unique_file(directory: str, prefix: str) -> Tuple[str, int]:
+    """Create ``<prefix><random digits>`` exclusively; return its path and an open write descriptor."""
     for _ in range(10000):
         path = os.path.join(directory, f"{prefix}{random.getrandbits(32)}")
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            return path
+            return path, os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
         except FileExistsError:
             continue
     raise OSError(f"could not create a unique file for {prefix} in {directory}")
