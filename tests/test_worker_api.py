@@ -224,3 +224,11 @@ def test_bazel_request_field_gets_200(client):
     reply = client.Run(worker.RunCommand(argv=["true"], bazelRequest=bazel.ExecuteRequest()))
     done = wait_state(client, reply.runId)
     assert (done.status, done.exitCode) == (S.FAILED, 200)
+
+
+def test_run_without_a_command_fails_cleanly(client):
+    reply = client.Run(None)
+    assert reply.status == S.PENDING
+    done = wait_state(client, reply.runId)
+    assert (done.status, done.exitCode, done.error) == (S.FAILED, 240, "could not exec: No command specified.")
+    assert client.Abort(None).status == S.UNKNOWN

@@ -35,6 +35,8 @@ class WorkerHandler:
     def Run(self, cmd):
         started = time.monotonic()
         self._contact("runs")
+        if cmd is None:  # a call without its argument: an empty command, which fails like one
+            cmd = worker.RunCommand(argv=[])
         command = run_command_from_thrift(cmd)
         log.info("Run argv=%s snapshotId=%s timeoutMs=%s jobID=%s taskID=%s tag=%s", command.argv,
                  command.snapshot_id, command.timeout_ms, command.job_id, command.task_id, command.tag)
