@@ -18,7 +18,7 @@ from scootpy.metrics import Registry
 from scootpy.runs import RunCommand, RunState, RunStatus
 from scootpy.snapshots.ids import is_bazel_id
 from scootpy.workerserver.execer import ExecError, Execer, ExecState, Process, ProcessStatus
-from scootpy.workerserver.filer import Checkout, Filer, FilerError
+from scootpy.workerserver.filer import CHECKOUT_FAILURE, Checkout, Filer, FilerError
 from scootpy.workerserver.gotext import command_string, go_duration_ms, go_time_now
 from scootpy.workerserver.outputs import Output, OutputCreator
 
@@ -93,7 +93,7 @@ class Invoker:
                   ) -> Union[Checkout, RunStatus]:
         if not cmd.snapshot_id:
             checkout, error = _caught(self.filer.checkout, "")  # a new empty directory: no waiting involved
-            return checkout if error is None else done.failed(210, str(error))
+            return checkout if error is None else done.failed(CHECKOUT_FAILURE, str(error))
         self.metrics.inc("workerDownloads")
         began = time.monotonic()
         job = gevent.spawn(_caught, self.filer.checkout, cmd.snapshot_id)
@@ -106,7 +106,7 @@ class Invoker:
         if isinstance(error, FilerError):
             return done.failed(error.exit_code, str(error))
         if error is not None:
-            return done.failed(210, str(error))
+            return done.failed(CHECKOUT_FAILURE, str(error))
         return checkout
 
     def _open_logs(self, run_id: str) -> _Logs:
@@ -117,7 +117,7 @@ class Invoker:
             except OSError as e:
                 for out in made:
                     out.close()
-                raise FilerError(f"could not create {what}: {e}", LOG_CREATION_FAILURE) from None
+                raise FilerError(f"could not create {what}: {_go_os_error(e)}", LOG_CREATION_FAILURE) from None
         return _Logs(*made)
 
     def _run_in(self, checkout: Checkout, cmd: RunCommand, abort: gevent.event.Event, publish: Publish,
@@ -188,6 +188,12 @@ def _caught(step: Callable, *args: object) -> tuple:
         return step(*args), None
     except Exception as e:
         return None, e
+
+
+def _go_os_error(e: OSError) -> str:
+    """``open <path>: <reason>``, as Go prints a failed file creation."""
+    reason = (e.strerror or str(e))
+    return f"open {e.filename}: {reason[:1].lower()}{reason[1:]}" if e.filename else reason
 
 
 def _tee(first: Output, second: Output) -> Callable[[bytes], None]:
