@@ -32,6 +32,8 @@ from scootpy.logs import parse_level, setup_logging  # noqa: E402
 from scootpy.metrics import Registry  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.runs import RunState  # noqa: E402
+from scootpy.sched.cluster.local import ps_fetch  # noqa: E402
+from scootpy.snapshots.gitdb import GitDB  # noqa: E402
 from scootpy.snapshots.store import FileStore, Store, addr_from_cloudscootaddr, store_for_worker_flag  # noqa: E402
 from scootpy.thriftrpc import ThriftServer, parse_addr  # noqa: E402
 from scootpy.workerserver.execer import InterceptExecer  # noqa: E402
@@ -102,8 +104,6 @@ def locate_store(flag: str, tmp: str) -> Store:
     """The reference's order: the flag, a ps-discovered apiserver, ~/.cloudscootaddr, a local file store."""
     if flag:
         return store_for_worker_flag(flag)
-    from scootpy.sched.cluster.local import ps_fetch
-
     found = ps_fetch("apiserver", "http_addr") or []
     if found:
         addr = random.choice(found)
@@ -139,8 +139,6 @@ class Worker:
 
     def initialize(self) -> None:
         """Create the snapshot database; runs are refused (still initializing) until it exists."""
-        from scootpy.snapshots.gitdb import GitDB
-
         try:
             store = locate_store(self.ns.bundlestore, self.tmp)
             repo = tempfile.mkdtemp(prefix="gitdb-repo-", dir=self.tmp)
@@ -154,6 +152,7 @@ class Worker:
         log.info("worker initialized")
 
     def report_stats(self) -> None:
+        """Refresh the reference's worker gauges every half second."""
         while True:
             now = time.monotonic()
             runs, _ = self.queue.query()
