@@ -29,6 +29,8 @@ def update(scheduler: Any, step_seconds: float) -> None:
 
 def _task(task: Any) -> Dict[str, Any]:
     status = task.last_status
+    if task.runner is not None and task.runner.last is not None:  # a try in flight: what its worker last said
+        status = task.runner.last
     state = status.state.name if status is not None and task.status.value != "NOT_STARTED" else task.status.value
     if task.status.value == "IN_PROGRESS":
         state = "RUNNING"
