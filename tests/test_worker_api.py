@@ -2,8 +2,10 @@
 scenarios, the RunStatus shapes of the golden fixtures, and bad input."""
 
 import time
+import urllib.request
 
 import gevent
+import gevent.event
 import pytest
 
 from scootpy.idl import worker
@@ -232,3 +234,16 @@ def test_run_without_a_command_fails_cleanly(client):
     done = wait_state(client, reply.runId)
     assert (done.status, done.exitCode, done.error) == (S.FAILED, 240, "could not exec: No command specified.")
     assert client.Abort(None).status == S.UNKNOWN
+
+
+GC_SNAPSHOT = "bs-gc-bb1b4f4b2df5dac71faa65ecaf89a145e50855a5--bb1b4f4b2df5dac71faa65ecaf89a145e50855a5"
+
+
+def test_git_commit_snapshot_runs_twice(w, client):
+    for _ in range(2):
+        done = run_and_wait(client, argv=["sh", "-c", "cat hello.txt; ./sub/run.sh; touch scratch"],
+                            snapshotId=GC_SNAPSHOT)
+        assert (done.status, done.exitCode) == (S.COMPLETE, 0)
+        assert done.outUri == f"{done.snapshotId}/STDOUT"
+    with urllib.request.urlopen(f"http://{w.http_addr}/output/{done.runId}-stdout?content=true", timeout=10) as r:
+        assert r.read().endswith(b"SCOOT_CMD_LOG\nhello gc snapshot\ngc\n")
