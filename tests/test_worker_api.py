@@ -247,3 +247,16 @@ def test_git_commit_snapshot_runs_twice(w, client):
         assert done.outUri == f"{done.snapshotId}/STDOUT"
     with urllib.request.urlopen(f"http://{w.http_addr}/output/{done.runId}-stdout?content=true", timeout=10) as r:
         assert r.read().endswith(b"SCOOT_CMD_LOG\nhello gc snapshot\ngc\n")
+
+
+def test_spec9_single_runner_scenarios(client):
+    """runner/runners/single_test.go and polling_test.go, over Thrift."""
+    assert run_and_wait(client, argv=["#! sim execer", "complete 0"]).exitCode == 0
+    done = run_and_wait(client, argv=["#! sim execer", "complete 1"])
+    assert (done.status, done.exitCode) == (S.COMPLETE, 1)
+    assert [r.runId for r in client.QueryWorker().runs] == [done.runId]
+    out = run_and_wait(client, argv=["sh", "-c", "echo hello world; echo hello err >&2"])
+    for uri, text in ((out.outUri, b"hello world\n"), (out.errUri, b"hello err\n")):
+        with urllib.request.urlopen(uri.replace("?file=", "?content=true&file="), timeout=10) as resp:
+            assert resp.read().endswith(b"SCOOT_CMD_LOG\n" + text)
+    assert run_and_wait(client, argv=["#! sim execer", "sleep 1000"], timeoutMs=20).status == S.TIMEDOUT
