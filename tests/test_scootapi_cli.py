@@ -264,6 +264,9 @@ def test_flag_errors(sched, capsys):
     assert rc == 1 and 'Error: unknown command "x" for "scootapi"' in err
     rc, out, _ = run(capsys, "help", "kill_job")
     assert rc == 0 and out.startswith("KillJob\n\nUsage:\n  scootapi kill_job [flags]\n")
+    rc, out, err = run(capsys, "help", "bogus")
+    assert (rc, out) == (0, "") and err.startswith("Unknown help topic [`bogus`]\nUsage:\n  scootapi [flags]\n")
+    assert run(capsys, "help")[:2] == (0, fixture("16-help")[0])
 
 
 def test_watch_job_returns_when_terminal(sched, capsys):

@@ -287,7 +287,12 @@ class CobraGroup(click.Group):
             return self.help_string()
         if words[0] in self.commands:
             return self.commands[words[0]].help_string()
-        return f"Unknown help topic [{_go_quote(words[0])}]\n{self.usage_string()}"
+        return f"Unknown help topic [`{words[0]}`]\n{self.usage_string()}"
+
+    def show_help_topic(self, words: List[str]) -> None:
+        """Print what ``<root> help [command]`` prints: help on stdout, an unknown topic on stderr (exit 0)."""
+        known = not words or words[0] in self.commands
+        (sys.stdout if known else sys.stderr).write(self.help_topic(words))
 
 
 def _levenshtein(a: str, b: str) -> int:

@@ -85,7 +85,7 @@ def execute(argv: List[str]) -> int:
         command, rest = root.find(argv)
         _run(root, command, rest, cli)
     except HelpTopic as e:
-        sys.stdout.write(root.help_topic(e.args[0]))
+        root.show_help_topic(e.args[0])
     except UnknownCommand as e:
         print_error(str(e), None)
         sys.stderr.write(f"Run '{root.name} --help' for usage.\n")
