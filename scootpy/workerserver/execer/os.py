@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 from typing import Any, Callable, Dict, List, Optional
 
 import gevent
@@ -26,6 +27,8 @@ ABORT_GRACE_S = 10.0
 MEMORY_CHECK_S = 0.25
 _CHUNK = 1 << 16
 _DRAIN_S = 2.0
+# Python 3.11+ can put the child in its own group without giving up vfork; older ones need a preexec hook.
+_NEW_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
 
 
 def _errno_text(err: OSError) -> str:
@@ -166,7 +169,7 @@ class OsExecer:
         err_r, err_w = os.pipe()
         try:
             popen, watcher = spawn.spawn(argv, executable=path, cwd=cwd, env=merged, stdin=spawn.DEVNULL,
-                                         stdout=out_w, stderr=err_w, process_group=0, close_fds=True)
+                                         stdout=out_w, stderr=err_w, close_fds=True, **_NEW_GROUP)
         except OSError as e:
             _close(out_r, err_r)
             raise ExecError(f"fork/exec {path}: {_errno_text(e)}") from None
