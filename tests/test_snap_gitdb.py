@@ -440,3 +440,38 @@ def test_tags_backend_author_and_consumer(tmp_path, make_db):
     assert open(os.path.join(co, "x")).read() == "1"
     with pytest.raises(SnapshotError, match="tags backend named other is not registered"):
         consumer.checkout(f"tags-gc-other-{'c' * 40}")
+
+
+def test_object_cache_is_bounded_and_refilled(tmp_path, make_db, store, monkeypatch):
+    from scootpy.snapshots import objcache
+    monkeypatch.setattr(objcache, "CHECK_INTERVAL_S", 0)
+    db = make_db(store=store, object_cache_bytes=1)
+    snap = db.ingest_dir(write(tmp_path / "src", {"a": "1", "d/b": "2"}))
+    assert db._objects.trims >= 1
+    assert objcache.object_bytes(db._fast.objects) == 0
+    co = db.checkout(snap)
+    assert open(os.path.join(co, "d", "b")).read() == "2", "objects come back from the store"
+    db.release_checkout(co)
+    ext = tmp_path / "ext"
+    gc = db.ingest_git_commit(ext, make_repo(ext, {"x": "y"}))
+    held = db.checkout(gc)
+    trims = db._objects.trims
+    assert db.read_file(snap, "a") == b"1"
+    assert db._objects.trims == trims, "no trim while a task uses the work tree"
+    db.release_checkout(held)
+    assert db.read_file(snap, "a") == b"1"
+    assert db._objects.trims > trims
+    co = db.checkout(gc)
+    assert (tmp_path / co / "x").read_text() == "y"
+    db.release_checkout(co)
+
+
+def test_object_cache_never_trims_a_repo_it_did_not_create(tmp_path, make_db, store, monkeypatch):
+    from scootpy.snapshots import objcache
+    monkeypatch.setattr(objcache, "CHECK_INTERVAL_S", 0)
+    user = tmp_path / "user"
+    make_repo(user, {"f": "mine"})
+    db = make_db(str(user), store, object_cache_bytes=1)
+    db.ingest_dir(write(tmp_path / "src", {"a": "1"}))
+    assert db._objects.trims == 0
+    assert sh_git(user, "show", "HEAD:f") == "mine"

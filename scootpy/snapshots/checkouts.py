@@ -36,6 +36,7 @@ class _Checkout:
     path: Path
     index: Path
     signature: Optional[Dict[str, tuple]] = None
+    size: int = 0
 
 
 class CheckoutCache:
@@ -67,6 +68,7 @@ class CheckoutCache:
                     self.repo, env)
             if self.max_bytes > 0:
                 entry.signature = signature(path)
+                entry.size = self._size(entry)
         except BaseException:
             self._remove(entry)
             raise
@@ -80,7 +82,7 @@ class CheckoutCache:
             entry = self._live.pop(str(path), None)
         if entry is None:
             return False
-        if self.max_bytes > 0 and self._pristine(entry) and self._size(entry.tree) <= self.max_bytes:
+        if 0 < entry.size <= self.max_bytes and self._pristine(entry):
             with self._lock:
                 self._parked[str(entry.path)] = entry
                 evicted = self._evict()
@@ -119,23 +121,26 @@ class CheckoutCache:
             return False
         return extra == b""
 
-    def _size(self, tree: str) -> int:
-        if tree not in self._sizes:
-            out = git.run(["ls-tree", "-r", "-l", "-z", tree], self.repo)
-            total = 0
+    def _size(self, entry: _Checkout) -> int:
+        """Disk use of a checkout (4 KiB per entry plus file sizes), from its signature or ``ls-tree``."""
+        if entry.signature is not None:
+            return sum(4096 + (v[1] if len(v) == 3 else 0) for v in entry.signature.values()) + 4096
+        if entry.tree not in self._sizes:
+            out = git.run(["ls-tree", "-r", "-l", "-z", entry.tree], self.repo)
+            total = 4096
             for rec in out.split(b"\0"):
                 fields = rec.split(b"\t", 1)[0].split()
                 if len(fields) == 4 and fields[3].isdigit():
                     total += int(fields[3]) + 4096
             if len(self._sizes) > 4 * MAX_PARKED:
                 self._sizes.clear()
-            self._sizes[tree] = total
-        return self._sizes[tree]
+            self._sizes[entry.tree] = total
+        return self._sizes[entry.tree]
 
     def _evict(self) -> List[_Checkout]:
         evicted = []
         while self._parked and (len(self._parked) > MAX_PARKED or
-                                sum(self._size(e.tree) for e in self._parked.values()) > self.max_bytes):
+                                sum(e.size for e in self._parked.values()) > self.max_bytes):
             evicted.append(self._parked.popitem(last=False)[1])
         return evicted
 

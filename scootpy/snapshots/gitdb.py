@@ -12,6 +12,7 @@ Safe for many greenlets or threads and for several processes sharing one data re
 except uniquely named temporary ones, every index is private, and bundles are written without refs.
 """
 
+import functools
 import io
 import logging
 import os
@@ -22,13 +23,14 @@ import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 from scootpy.snapshots import bundles, git
 from scootpy.snapshots.fastpath import FastIngester, FastTree, bundle_bytes, wrapper_commit
 from scootpy.snapshots.checkouts import DEFAULT_CACHE_BYTES, CheckoutCache, remove_tree
 from scootpy.snapshots.ids import (Backend, Kind, SnapshotError, SnapshotRef, bundlestore_id, format_id, local_id,
                                    parse_id, stream_id)
+from scootpy.snapshots.objcache import ObjectCache
 from scootpy.snapshots.store import NotFound, Store
 from scootpy.snapshots.streams import StreamConfig, bundle_basis, update_stream
 from scootpy.snapshots.tags import TagsConfig, fetch_tag, push_tag
@@ -47,21 +49,36 @@ WORKING_DIR_MESSAGE = "__scoot_commit"
 _FIXED_WHEN = "1262304000 +0000"
 _FIXED_DATE = {"GIT_AUTHOR_DATE": _FIXED_WHEN, "GIT_COMMITTER_DATE": _FIXED_WHEN}
 _KNOWN_SHAS = 4096
+DEFAULT_OBJECT_CACHE_BYTES = 8 << 30
 
 
 def bundle_name(key: str) -> str:
     return f"bs-{key}.bundle"
 
 
+def _guarded(method: Callable) -> Callable:
+    """Run a public operation with the data repo's objects held in place, then trim them if oversized."""
+    @functools.wraps(method)
+    def wrapper(self: "GitDB", *args, **kwargs):
+        with self._objects.shared():
+            result = method(self, *args, **kwargs)
+        self._objects.maybe_trim()
+        return result
+    return wrapper
+
+
 class GitDB:
     """A snapshot database over the git repository ``data_repo`` (created when missing). ``store`` is
     where bundles go (None: local ids only); temporary files live under ``tmp_root`` (default: the system
-    temp dir) in a directory removed by :meth:`close`."""
+    temp dir) in a directory removed by :meth:`close`. Released fs checkouts are cached up to
+    ``cache_bytes``; when GitDB created the data repo itself and has a store, the repo's objects are
+    dropped once they exceed ``object_cache_bytes`` (0: never) and fetched again when needed."""
 
     def __init__(self, data_repo: Union[str, Path], store: Optional[Store] = None,
                  tmp_root: Union[str, Path, None] = None, cache_bytes: int = DEFAULT_CACHE_BYTES,
                  stream: Optional[StreamConfig] = None, allow_stream_update: bool = True,
-                 tags: Optional[TagsConfig] = None):
+                 tags: Optional[TagsConfig] = None, object_cache_bytes: int = DEFAULT_OBJECT_CACHE_BYTES):
+        owned = not (Path(data_repo) / ".git").exists()
         self.repo = git.init_repo(Path(data_repo).absolute())
         self.store = store
         self.stream, self.allow_stream_update, self.tags = stream, allow_stream_update, tags
@@ -69,6 +86,8 @@ class GitDB:
         self._checkouts = CheckoutCache(self.repo, self.tmp / "checkouts", cache_bytes)
         self._worktree = WorkTree(self.repo)
         self._fast = FastIngester(self.repo)
+        bound = object_cache_bytes if owned and store is not None else 0
+        self._objects = ObjectCache(self._fast.objects, bound, self._forget_objects)
         self._lock = threading.Lock()
         self._downloads: Dict[str, threading.Lock] = {}
         self._known: "OrderedDict[str, None]" = OrderedDict()
@@ -83,6 +102,7 @@ class GitDB:
 
     # -- creating snapshots ------------------------------------------------------------------------------
 
+    @_guarded
     def ingest_dir(self, path: Union[str, Path]) -> str:
         """Snapshot the directory ``path`` (gitignore honoured, empty dirs dropped, symlinks kept)."""
         path = Path(os.path.abspath(path))
@@ -93,6 +113,7 @@ class GitDB:
             return self._publish(Kind.FS, fast.sha, fast)
         return self._publish(Kind.FS, self._write_tree(self.repo, path))
 
+    @_guarded
     def ingest_git_commit(self, repo_dir: Union[str, Path], commit: str) -> str:
         """Snapshot ``commit`` (any commit-ish) of the repository ``repo_dir``."""
         try:
@@ -102,6 +123,7 @@ class GitDB:
         self._move_commit(Path(repo_dir), self.repo, sha)
         return self._publish(Kind.GC, sha)
 
+    @_guarded
     def ingest_git_working_dir(self, repo_dir: Union[str, Path]) -> str:
         """Snapshot HEAD of ``repo_dir`` plus its uncommitted and untracked (not ignored) files."""
         top = git.toplevel(repo_dir)
@@ -196,6 +218,15 @@ class GitDB:
             with self._lock:
                 self._downloads.pop(ref.sha, None)
 
+    def _forget_objects(self) -> bool:
+        """Called before the object store is emptied: nothing may still point into it."""
+        if not self._worktree.forget_if_free():
+            return False
+        with self._lock:
+            self._known.clear()
+        log.info("data repo objects over %d bytes: dropping them", self._objects.max_bytes)
+        return True
+
     def _present(self, sha: str) -> bool:
         """Whether ``sha`` is in the data repo; remembered, since objects are never removed from it."""
         if sha in self._known:
@@ -233,6 +264,7 @@ class GitDB:
             bundles.unbundle(self.repo, stream)
         log.info("downloaded %s from %s in %.3fs", name, self.store.root, time.monotonic() - started)
 
+    @_guarded
     def checkout(self, snapshot_id: str) -> str:
         """A directory holding the snapshot; hand it back with :meth:`release_checkout`. ``fs``: a fresh
         directory per call. ``gc``: the data repo's work tree, held until released."""
@@ -242,6 +274,7 @@ class GitDB:
             return self._checkouts.checkout(ref.sha)
         return self._worktree.checkout(snapshot_id, ref.sha)
 
+    @_guarded
     def checkout_at(self, snapshot_id: str, dest: Union[str, Path]) -> str:
         """Check the snapshot out into ``dest`` (created if missing, existing files overwritten); the caller
         owns ``dest`` afterwards and does not release it. A ``gc`` snapshot's ``.git`` is not copied."""
@@ -266,6 +299,7 @@ class GitDB:
         else:
             self._checkouts.release(str(path))
 
+    @_guarded
     def read_file(self, snapshot_id: str, path: str) -> bytes:
         """The bytes of ``path`` in a ``bs-fs`` snapshot (a directory reads as its tree listing, a symlink
         as its target), as ``git cat-file -p <tree>:<path>`` prints them."""
@@ -280,6 +314,7 @@ class GitDB:
         except SnapshotError as exc:
             raise SnapshotError(str(exc), exit_code=READ_FAILURE_EXIT_CODE) from None
 
+    @_guarded
     def export_git_commit(self, snapshot_id: str, repo_dir: Union[str, Path]) -> str:
         """Copy a ``gc`` snapshot's commit into the repository ``repo_dir``; return its sha."""
         try:
