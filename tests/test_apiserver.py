@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 
 import gevent
 import pytest
@@ -23,9 +24,8 @@ def server(procs, tmp_path):
     """A real apiserver on a free port with an empty store; yields (port, store dir)."""
     store = tmp_path / "store"
     port = free_port()
-    proc = procs.start([binary("apiserver"), "-http_addr", f"127.0.0.1:{port}", "-grpc_addr", "127.0.0.1:1",
-                        "-log_level", "debug"], env={"BUNDLESTORE_STORE_DIR": str(store)},
-                       stderr=open(tmp_path / "apiserver.log", "wb"))
+    proc = procs.start([binary("apiserver"), "-http_addr", f"127.0.0.1:{port}", "-log_level", "debug"],
+                       env={"BUNDLESTORE_STORE_DIR": str(store)}, stderr=open(tmp_path / "apiserver.log", "wb"))
     wait_port(port, proc=proc)
     yield port, store
 
@@ -178,3 +178,30 @@ def test_view_rotates_its_databases(tmp_path):
     assert [db.repo.exists() for db in made] == [False, False, True]
     app.close()
     assert not made[2].repo.exists() and os.listdir(tmp_path) == []
+
+
+def test_reference_flags_and_grpc_port(procs, tmp_path):
+    port, grpc = free_port(), free_port()
+    log = tmp_path / "apiserver.log"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = procs.start([binary("apiserver"), "-http_addr", f"127.0.0.1:{port}", "-grpc_addr", f"127.0.0.1:{grpc}",
+                        "-config", "{}", "-cache_size", "100", "-max_grpc_conn", "3", "-max_grpc_idle_mins=2"],
+                       stderr=open(log, "wb"), env={"TMPDIR": str(scratch)})
+    wait_port(port, proc=proc)
+    wait_port(grpc, proc=proc)
+    with socket.create_connection(("127.0.0.1", grpc), timeout=5) as sock:
+        assert sock.recv(10) == b"", "gRPC connections are closed at once"
+    assert request(port, "GET", "/health")[:2] == (200, b"ok")
+    status, _, _ = request(port, "POST", f"/bundle/{NAME}", BUNDLE)
+    assert status == 200 and request(port, "GET", f"/view/{INPUT_ID}/README.txt")[0] == 200
+    assert len(os.listdir(scratch)) == 1
+    procs.stop(proc)
+    assert proc.returncode == 0 and os.listdir(scratch) == [], "the temporary store is removed at exit"
+    text = log.read_text()
+    assert "flag -grpc_addr is accepted for compatibility and ignored" in text
+    assert "flag -max_grpc_conn is accepted for compatibility and ignored" in text
+    bad = procs.start([binary("apiserver"), "-http_addr", "nonsense"], stderr=subprocess.DEVNULL)
+    assert bad.wait(10) == 1
+    unknown = procs.start([binary("apiserver"), "-nope"], stderr=subprocess.DEVNULL)
+    assert unknown.wait(10) == 2

@@ -1,7 +1,9 @@
 """``apiserver``: the bundlestore HTTP server (``/bundle/``, ``/view/``, ``/health``, metrics).
 
 Bundles live in ``$BUNDLESTORE_STORE_DIR`` or, when unset, in a temporary directory removed at exit. Every
-reference flag is accepted; the gRPC/CAS ones (Bazel, out of scope) are ignored with one log line.
+reference flag is accepted; the gRPC/CAS ones (Bazel, out of scope) are ignored with one log line, except
+that a given ``-grpc_addr`` is listened on (connections closed at once) because the reference's cluster
+setup waits for that port.
 """
 
 from gevent import monkey
@@ -14,6 +16,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import List, Optional  # noqa: E402
+
+from gevent.server import StreamServer  # noqa: E402
 
 from scootpy.admin import AdminServer, run_servers  # noqa: E402
 from scootpy.flags import FlagSet, parse_or_exit  # noqa: E402
@@ -49,6 +53,25 @@ def flagset() -> FlagSet:
     return flags
 
 
+def _close_at_once(sock, _addr) -> None:
+    sock.close()
+
+
+def grpc_placeholder(ns) -> List[StreamServer]:
+    """When ``-grpc_addr`` is given, listen there and close every connection: the reference's harness waits
+    for that port to open, but Bazel's gRPC CAS is out of scope. A port that cannot be bound is logged."""
+    if "grpc_addr" not in ns.given:
+        return []
+    try:
+        listener = StreamServer(parse_addr(ns.grpc_addr), _close_at_once)
+        listener.init_socket()
+    except (OSError, ValueError) as exc:
+        log.warning("not listening on -grpc_addr %s: %s", ns.grpc_addr, exc)
+        return []
+    log.info("gRPC (Bazel CAS) is not served: connections to %s are closed", ns.grpc_addr)
+    return [listener]
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     flags = flagset()
     ns = parse_or_exit(flags, argv)
@@ -72,8 +95,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         server = AdminServer(addr, metrics,
                              mounts=[("/bundle", BundleApp(store, metrics)), ("/view", view)])
         log.info("bundlestore serving %s on http://%s/bundle/", store.root, ns.http_addr)
+        servers = [server] + grpc_placeholder(ns)
         try:
-            run_servers(server)
+            run_servers(*servers)
         except OSError as exc:
             log.error("cannot serve on %s: %s", ns.http_addr, exc)
             sys.exit(1)
