@@ -74,5 +74,6 @@ def test_sigkill_of_workers_during_a_200_task_job(procs, tmp_path):
     assert retried >= 1, "no try was lost with a killed worker"
     assert "Traceback" not in log and "level=error" not in log
     print(f"\nchaos (seed {seed}): {TASKS} tasks on {WORKERS} workers, SIGKILLed {killed} "
-          f"(address, tasks done), {retried} tries lost and re-run, all COMPLETE exit 0 in {elapsed:.1f}s ({TASKS / elapsed:.0f} tasks/s); "
+          f"(address, tasks done), {retried} tries lost and re-run, all COMPLETE exit 0 in {elapsed:.1f}s "
+          f"({TASKS / elapsed:.0f} tasks/s); "
           f"tasks per worker HTTP address {dict(ran_on)}")

@@ -3,6 +3,7 @@ truncated, given huge lengths, spliced with garbage or replaced by it, a few hun
 loopback. Each connection must end with a well-formed reply or a closed socket; afterwards the server still
 does real work and its memory has not ballooned."""
 
+import os
 import random
 import socket
 import time
@@ -25,6 +26,7 @@ MUTATIONS = 300
 TIME_BUDGET_S = 12.0
 CONCURRENCY = 16
 RSS_GROWTH_MIB = 25
+SEED = int(os.environ.get("HARDENING_SEED") or int.from_bytes(os.urandom(4), "big"))
 
 
 def exchange(port: int, data: bytes, service) -> str:
@@ -33,21 +35,26 @@ def exchange(port: int, data: bytes, service) -> str:
         try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            return "closed"  # the server already gave up on this peer
-        chunks = []
+        except OSError:  # the server already answered or gave up on this peer; read what it sent
+            pass
+        chunks, reset = [], False
         try:
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
-        except ConnectionResetError:
-            pass
+        except ConnectionResetError:  # closed with our bytes unread: TCP may drop part of its answer
+            reset = True
     answer = b"".join(chunks)
     if not answer:
         return "closed"
-    name, mtype, _, _ = read_message(Recorder(_Bytes(answer)), service)
+    try:
+        name, mtype, _, _ = read_message(Recorder(_Bytes(answer)), service)
+    except EOFError:
+        if reset:
+            return "closed"
+        raise
     assert mtype in (TMessageType.REPLY, TMessageType.EXCEPTION), f"odd answer {name} type {mtype}"
     return "reply" if mtype == TMessageType.REPLY else "exception"
 
@@ -95,8 +102,8 @@ def refuses_non_utf8(port: int, service, name: str, args) -> None:
 
 def report(what: str, outcomes: Counter, before: float, after: float) -> None:
     sent = sum(outcomes[k] for k in ("reply", "exception", "closed"))
-    print(f"\n{what}: {sent} mutated calls: {outcomes['reply']} replies, {outcomes['exception']} "
-          f"exceptions, {outcomes['closed']} closed; by mutation "
+    print(f"\n{what} (HARDENING_SEED={SEED}): {sent} mutated calls: {outcomes['reply']} replies, "
+          f"{outcomes['exception']} exceptions, {outcomes['closed']} closed; by mutation "
           f"{dict(sorted((k, v) for k, v in outcomes.items() if k not in ('reply', 'exception', 'closed')))}; "
           f"RSS {before:.1f} -> {after:.1f} MiB")
 
@@ -117,9 +124,9 @@ def test_scheduler_survives_mutated_calls(procs, tmp_path):
     calls = recorded_calls("scootapi-scheduler")
     assert len(calls) == 6
     scheduler_works(sched)
-    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=1)  # warm-up: first use of the code paths
+    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=SEED)  # warm-up: first use of the code paths
     before = rss_mib(sched.proc.pid)
-    outcomes = barrage(sched.thrift, scoot.CloudScoot, calls, MUTATIONS, seed=2)
+    outcomes = barrage(sched.thrift, scoot.CloudScoot, calls, MUTATIONS, seed=SEED + 1)
     bad = job_of([[b"echo\xff"]], requestor="sanity")
     refuses_non_utf8(sched.thrift, scoot.CloudScoot, "RunJob", scoot.CloudScoot.RunJob_args(job=bad))
     scheduler_works(sched)
@@ -164,10 +171,10 @@ def test_worker_survives_mutated_calls(procs, tmp_path):
     calls = recorded_calls("scheduler-worker")
     assert len(calls) == 18
     worker_works(w)
-    barrage(w.thrift, worker.Worker, calls, 40, seed=3)
+    barrage(w.thrift, worker.Worker, calls, 40, seed=SEED + 2)
     worker_works(w)
     before = rss_mib(w.proc.pid)
-    outcomes = barrage(w.thrift, worker.Worker, calls, MUTATIONS, seed=4)
+    outcomes = barrage(w.thrift, worker.Worker, calls, MUTATIONS, seed=SEED + 3)
     bad = command(["sh", "-c", "true"], snapshotId=b"bs-fs-\xc3(")
     refuses_non_utf8(w.thrift, worker.Worker, "Run", worker.Worker.Run_args(cmd=bad))
     worker_works(w)
