@@ -51,3 +51,47 @@ def test_smoke_test_passes_on_a_fresh_local_local_cluster(tmp_path):
     assert b"Smoke test passed: 10 jobs" in done.stderr
     assert not leftovers(env)
     print(f"setup + smoke test took {elapsed:.1f}s")
+
+
+def _scootapi(env, cwd, *args, timeout=60):
+    return subprocess.run([binary("scootapi"), *args], env=env, cwd=str(cwd), capture_output=True, timeout=timeout)
+
+
+@pytest.mark.timeout(180)
+def test_cli_against_a_real_cluster(tmp_path, procs):
+    """Acceptance-checklist items against a live local.local cluster, and a smoke run from a non-git cwd."""
+    import json
+    from tests.test_setup_cloud import _wait_ready
+    env = cluster_env(tmp_path)
+    elsewhere = tmp_path / "not-a-repo"
+    elsewhere.mkdir()
+    setup = procs.start([binary("setup-cloud-scoot"), "--strategy", "local.local", "--log_level", "warn"],
+                        env=env, cwd=str(tmp_path), stderr=subprocess.DEVNULL)
+    _wait_ready(env, setup, timeout=60)
+    done = _scootapi(env, elsewhere, "run_smoke_test", "--num_jobs", "3", "--timeout", "1m")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+
+    done = _scootapi(env, elsewhere, "run_job", "--", "sh", "-c", "echo hi; exit 3")
+    job_id = done.stdout.decode().strip()
+    assert done.returncode == 0 and len(job_id) == 36
+    assert _scootapi(env, elsewhere, "watch_job", job_id).returncode == 0
+    status = json.loads(_scootapi(env, elsewhere, "get_job_status", job_id, "--json").stdout)
+    assert status["status"] == "COMPLETED" and status["taskStatus"] == {"task1": "COMPLETED"}
+    assert status["taskData"]["task1"]["status"] == "COMPLETE" and status["taskData"]["task1"]["exitCode"] == 3
+
+    sleeper = _scootapi(env, elsewhere, "run_job", "sleep", "30").stdout.decode().strip()
+    assert _scootapi(env, elsewhere, "kill_job", sleeper, "--json").returncode == 0
+    assert _scootapi(env, elsewhere, "watch_job", sleeper).returncode == 0
+    killed = json.loads(_scootapi(env, elsewhere, "get_job_status", sleeper, "--json").stdout)
+    assert killed["status"] == "COMPLETED" and killed["taskData"]["task1"]["status"] == "ABORTED"
+    again = _scootapi(env, elsewhere, "kill_job", sleeper)
+    assert again.returncode == 1 and b"Error: Error getting status: Internal error processing KillJob" in again.stderr
+
+    ports = addrs.Ports(int(env["SCOOT_PORT_OFFSET"]))
+    worker = f"localhost:{ports.worker_thrift(0)}"
+    assert _scootapi(env, elsewhere, "offline_worker", worker).returncode == 0
+    assert b"was not present in nodes" in _scootapi(env, elsewhere, "offline_worker", worker).stderr
+    assert _scootapi(env, elsewhere, "reinstate_worker", worker).returncode == 0
+    assert b"not present in offlinedNodes" in _scootapi(env, elsewhere, "reinstate_worker", worker).stderr
+    assert _scootapi(env, elsewhere, "get_job_status", "nosuchjob", "--json").stdout == \
+        b'{"id":"nosuchjob","status":"NOT_STARTED"}\n'

@@ -1,7 +1,8 @@
 """``scootapi run_smoke_test``: the reference's smoke test, step for step.
 
 Two input snapshots (``file.txt`` = ``first`` / ``second``) are made with ``scoot-snapshot-db create
-ingest_dir``; job 0 runs ``cat file.txt`` six times on them, jobs 1..N-1 are random sim jobs. Once every
+ingest_dir`` (in the cwd's git repository, or a private one when the cwd is in none); job 0 runs
+``cat file.txt`` six times on them, jobs 1..N-1 are random sim jobs. Once every
 job is COMPLETED or ROLLED_BACK, the output snapshots of tasks id1 and id2 must have a ``STDOUT`` ending
 in ``first`` and ``second``. A failure prints ``panic: <error>`` and exits 2, like the reference.
 """
@@ -55,26 +56,42 @@ def run_tool(argv: List[str], cwd: Optional[str] = None) -> bytes:
     return done.stdout
 
 
-def ingest_dir(path: str) -> str:
+def ingest_dir(path: str, repo: Optional[str] = None) -> str:
     """``scoot-snapshot-db create ingest_dir --dir path``; the id with its trailing newline removed."""
-    out = run_tool(["scoot-snapshot-db", "create", "ingest_dir", "--dir", path]).decode("utf-8", "replace")
+    out = run_tool(["scoot-snapshot-db", "create", "ingest_dir", "--dir", path], cwd=repo).decode("utf-8", "replace")
     return out[:-1] if out.endswith("\n") else out
 
 
-def generate_snapshots(tmp: str) -> Tuple[str, str]:
+def data_repo(tmp: str) -> Optional[str]:
+    """Where scoot-snapshot-db runs: the cwd when it is inside a git work tree (as in the reference),
+    otherwise a private repository in ``tmp`` (the reference would fail there)."""
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
+    repo = os.path.join(tmp, "data-repo")
+    try:
+        if subprocess.run(["git", "rev-parse", "--show-toplevel"], check=False, **quiet).returncode == 0:
+            return None
+        subprocess.run(["git", "init", "-q", repo], check=True, **quiet)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"git: {e}") from None
+    log.info("cwd is not in a git repository; scoot-snapshot-db runs in %s", repo)
+    return repo
+
+
+def generate_snapshots(tmp: str, repo: Optional[str]) -> Tuple[str, str]:
     data = tempfile.mkdtemp(prefix="testdata", dir=tmp)
     path = os.path.join(data, "file.txt")
     with open(path, "w") as f:
         f.write("first")
-    id1 = ingest_dir(data)
+    id1 = ingest_dir(data, repo)
     with open(path, "w") as f:
         f.write("second")
-    return id1, ingest_dir(data)
+    return id1, ingest_dir(data, repo)
 
 
-def check_snapshot(snapshot_id: str, which: str, expected: str) -> None:
+def check_snapshot(snapshot_id: str, which: str, expected: str, repo: Optional[str]) -> None:
     """The output snapshot's STDOUT must end exactly with ``expected``."""
-    text = run_tool(["scoot-snapshot-db", "read", "cat", "--id", snapshot_id, "STDOUT"]).decode("utf-8", "replace")
+    text = run_tool(["scoot-snapshot-db", "read", "cat", "--id", snapshot_id, "STDOUT"],
+                    cwd=repo).decode("utf-8", "replace")
     if not text.endswith(expected):
         raise RuntimeError(f'expected {which} out snapshot {snapshot_id} to contain "{expected}" but got {text!r}')
 
@@ -100,15 +117,16 @@ def run_smoke(client: Any, num_jobs: int, num_tasks: int, timeout: float) -> Non
         raise ValueError(f"num_jobs must be at least 1, got {num_jobs}")
     tmp = tempfile.mkdtemp(prefix="scoot-tmp-")
     try:
-        id1, id2 = generate_snapshots(tmp)
+        repo = data_repo(tmp)
+        id1, id2 = generate_snapshots(tmp, repo)
+        jobs = [start_job(client, data_job(id1, id2))]
+        jobs += [start_job(client, generate_job(num_tasks, id1)) for _ in range(1, num_jobs)]
+        wait_for_jobs(client, jobs, timeout)
+        status = client.get_status(jobs[0])
+        check_snapshot(_output_snapshot(status, "id1"), "first", "first", repo)
+        check_snapshot(_output_snapshot(status, "id2"), "second", "second", repo)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [start_job(client, data_job(id1, id2))]
-    jobs += [start_job(client, generate_job(num_tasks, id1)) for _ in range(1, num_jobs)]
-    wait_for_jobs(client, jobs, timeout)
-    status = client.get_status(jobs[0])
-    check_snapshot(_output_snapshot(status, "id1"), "first", "first")
-    check_snapshot(_output_snapshot(status, "id2"), "second", "second")
 
 
 def run_smoke_test(cli: Any, args: List[str], num_jobs: int, num_tasks: int, timeout: float,
