@@ -475,3 +475,11 @@ def test_object_cache_never_trims_a_repo_it_did_not_create(tmp_path, make_db, st
     db.ingest_dir(write(tmp_path / "src", {"a": "1"}))
     assert db._objects.trims == 0
     assert sh_git(user, "show", "HEAD:f") == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_a_clear_error(tmp_path, make_db):
+    src = write(tmp_path / "src", {"ok": "1", "secret": "2"})
+    os.chmod(src / "secret", 0)
+    with pytest.raises(SnapshotError, match="Permission denied"):
+        make_db().ingest_dir(src)
