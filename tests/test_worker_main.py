@@ -161,3 +161,18 @@ def test_allow_from_refuses_other_peers(procs, tmp_path):
     assert refused.value.code == 403
     done = run_worker(tmp_path, "-allow_from", "not-a-network")
     assert done.returncode == 1 and "invalid -allow_from entry" in done.stderr
+
+
+def test_abort_before_the_run_starts_runs_nothing(tmp_path):
+    from scootpy.workerserver.execer.os import OsExecer
+    from scootpy.workerserver.filer import Filer
+    from scootpy.workerserver.invoker import Invoker
+    from scootpy.workerserver.outputs import OutputCreator
+
+    invoker = Invoker(Filer(str(tmp_path)), OutputCreator(str(tmp_path / "out")), OsExecer(), Registry("t"))
+    queue = RunQueue(invoker, Registry("t"))
+    queue.set_initialized()
+    marker = tmp_path / "ran"
+    run_id = queue.run(RunCommand(argv=["touch", str(marker)])).run_id
+    assert queue.abort(run_id).state == RunState.ABORTED
+    assert not marker.exists() and not (tmp_path / "out").exists()

@@ -76,6 +76,8 @@ class Invoker:
         started = time.monotonic()
         done = _Statuses(run_id, cmd)
         try:
+            if abort.is_set():  # aborted while still queued: nothing was started
+                return done.state(RunState.ABORTED)
             if bazel or is_bazel_id(cmd.snapshot_id):
                 return done.failed(PRE_PROCESSING_FAILURE,
                                    "Invoker does not have filer for command of RunType: Bazel")
