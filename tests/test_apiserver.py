@@ -205,3 +205,24 @@ def test_reference_flags_and_grpc_port(procs, tmp_path):
     assert bad.wait(10) == 1
     unknown = procs.start([binary("apiserver"), "-nope"], stderr=subprocess.DEVNULL)
     assert unknown.wait(10) == 2
+
+
+def test_stalled_upload_is_dropped(tmp_path):
+    from scootpy.admin import AdminServer
+    from scootpy.metrics import Registry
+    from scootpy.snapshots.bundlestore import BundleApp
+    from scootpy.snapshots.store import FileStore
+    store = FileStore(tmp_path / "store")
+    server = AdminServer(("127.0.0.1", 0), Registry("t"), mounts=[("/bundle", BundleApp(store, Registry("t"), 0.3))])
+    server.start()
+    try:
+        port = server.address[1]
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(f"POST /bundle/{NAME} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(BUNDLE)}\r\n\r\n".encode()
+                         + BUNDLE[:1000])
+            sock.settimeout(5)
+            reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 400") and b"upload stalled" in reply
+        assert os.listdir(store.directory) == []
+    finally:
+        server.stop()

@@ -8,6 +8,8 @@ streams to disk (bundle header, length, pack checksum): a damaged one gets 400 a
 import logging
 import os
 import time
+
+import gevent
 from typing import Callable, Dict, Iterable, Iterator, Optional
 
 from scootpy.admin import respond
@@ -20,6 +22,7 @@ from scootpy.snapshots.store import BUNDLE_NAME_TEXT, CHUNK, FileStore, StoreErr
 log = logging.getLogger(__name__)
 
 PREFIX = "/bundle/"
+UPLOAD_STALL_S = 60.0
 NOSNIFF = [("X-Content-Type-Options", "nosniff")]
 
 
@@ -30,8 +33,8 @@ def _text(start_response: Callable, status: str, text: str) -> Iterable[bytes]:
 class BundleApp:
     """WSGI app serving ``store`` under ``/bundle/``."""
 
-    def __init__(self, store: FileStore, metrics: Registry):
-        self.store, self.metrics = store, metrics
+    def __init__(self, store: FileStore, metrics: Registry, stall_s: float = UPLOAD_STALL_S):
+        self.store, self.metrics, self.stall_s = store, metrics, stall_s
         for name in ("upload", "uploadOk", "uploadErr", "uploadExisting", "download", "downloadOk", "downloadErr"):
             metrics.inc(f"{name}Counter", 0)
 
@@ -68,7 +71,7 @@ class BundleApp:
                 return _text(start_response, "500 Internal Server Error", f"Error parsing TTL: {exc}\n")
         length = _content_length(environ)
         try:
-            self.store.write(name, CheckedReader(environ["wsgi.input"], length))
+            self.store.write(name, CheckedReader(_StallGuard(environ["wsgi.input"], self.stall_s), length))
         except BundleError as exc:
             log.info("rejected upload of %s: %s", name, exc)
             self.metrics.inc("uploadErrCounter")
@@ -102,6 +105,18 @@ class BundleApp:
                     break
                 yield chunk
         self.metrics.inc("downloadOkCounter")
+
+
+class _StallGuard:
+    """Reads an upload in 64 KiB pieces, failing when one takes longer than ``seconds`` (a stalled client
+    must not hold a temp file and a greenlet forever)."""
+
+    def __init__(self, stream, seconds: float):
+        self.stream, self.seconds = stream, seconds
+
+    def read(self, n: int) -> bytes:
+        with gevent.Timeout(self.seconds, BundleError(f"upload stalled for {self.seconds:g}s")):
+            return self.stream.read(min(n, 64 * 1024))
 
 
 def _content_length(environ: dict) -> Optional[int]:
