@@ -83,6 +83,11 @@ def test_bad_flags_and_strategies(env, tmp_path):
     assert done.returncode == 1 and b"is not a valid sched strategy" in done.stderr
     done = run(env, tmp_path, "--log_level", "bogus")
     assert done.returncode == 1 and b"not a valid logrus Level" in done.stderr
+    done = subprocess.run([binary("setup-cloud-scoot"), "--apiservers", "-1"], env=env, cwd=tmp_path,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 1 and b"ApiServer count must be >0 (or zero for default #), was: -1" in done.stderr
+    done = run(env, tmp_path, "--strategy", "local.local", "--workers", "-2")
+    assert done.returncode == 1 and b"LocalWorkers must start with at least 1 worker" in done.stderr
     bad = dict(env, SCOOT_PORT_OFFSET="lots")
     assert run(bad, tmp_path).returncode == 1
     assert not processes_mentioning(sched_marker(env))
