@@ -122,7 +122,7 @@ def check_ports_free(ports: List[int]) -> None:
 
 def planned_ports(cfg: ClusterConfig) -> List[int]:
     p = cfg.ports
-    ports = [p.api_http(i) for i in range(cfg.apiservers or DEFAULT_APISERVERS)]
+    ports = [q for i in range(cfg.apiservers or DEFAULT_APISERVERS) for q in (p.api_http(i), p.api_grpc(i))]
     if cfg.strategy == "local.local":
         ports += [q for i in range(cfg.workers or DEFAULT_WORKERS_LOCAL) for q in (p.worker_http(i), p.worker_thrift(i))]
     return ports + [p.sched_thrift, p.sched_http]
@@ -140,6 +140,7 @@ def start_apiservers(cfg: ClusterConfig, cmds: Cmds, store_dir: str) -> List[str
         addrs.append(http)
     for i in range(len(addrs)):
         wait_for_port(cfg.ports.api_http(i), cmds)
+        wait_for_port(cfg.ports.api_grpc(i), cmds)
     return addrs
 
 
