@@ -248,8 +248,15 @@ class Scheduler:
             except Exception:
                 log.exception("processing a scheduler message failed")
 
+    def _release_node(self, runner: TaskRunner, node_id: str) -> None:
+        if not runner.released:
+            runner.released = True
+            self.cluster.task_completed(node_id)
+
     def _task_done(self, job: JobState, task: TaskState, node_id: str, result: TryResult) -> None:
-        self.cluster.task_completed(node_id)
+        runner = task.runner
+        if runner is None or not runner.released:
+            self.cluster.task_completed(node_id)
         task.last_status = result.status
         if result.infra and self.cluster.untrust(node_id):
             log.warning("node %s: suspended after a failed try of job %s task %s", node_id, job.id, task.task_id)
@@ -384,7 +391,8 @@ class Scheduler:
             final_on_failure=task.times_tried >= c.max_retries,
             final_on_infra=task.infra_tries >= max(c.max_retries, c.infra_retries),
             node_alive=lambda: self.cluster.usable(node_id),
-            on_done=lambda r, result: self.post(lambda: self._task_done(job, task, node_id, result)))
+            on_done=lambda r, result: self.post(lambda: self._task_done(job, task, node_id, result)),
+            on_worker_free=lambda r: self.post(lambda: self._release_node(r, node_id)))
         task.times_tried += 1
         self.cluster.task_scheduled(node_id, job.id, task.task_id, command.snapshot_id)
         job.task_started(task.task_id, node_id, runner)

@@ -52,11 +52,16 @@ def empty_status_error(job_id: str, task_id: str, err: str) -> str:
 
 
 class TaskRunner:
-    """Drive one try; ``run()`` is the greenlet body and returns the TryResult (also given to ``on_done``)."""
+    """Drive one try; ``run()`` is the greenlet body and returns the TryResult (also given to ``on_done``).
+
+    ``on_worker_free`` is told as soon as the worker's run is over (unless the worker failed us), before the
+    result is logged, so the node can be reused while EndTask is made durable.
+    """
 
     def __init__(self, cmd: RunCommand, saga: Any, client: Any, config: SchedulerConfig, timeout_s: float,
                  final_on_failure: bool, final_on_infra: bool, node_alive: Callable[[], bool],
-                 on_done: Callable[["TaskRunner", TryResult], None]):
+                 on_done: Callable[["TaskRunner", TryResult], None],
+                 on_worker_free: Optional[Callable[["TaskRunner"], None]] = None):
         self.cmd = cmd
         self.saga = saga
         self.client = client
@@ -66,10 +71,13 @@ class TaskRunner:
         self.final_on_infra = final_on_infra
         self.node_alive = node_alive
         self.on_done = on_done
+        self.on_worker_free = on_worker_free
         self._abort: Optional[Tuple[bool, str]] = None
         self._wake = gevent.event.Event()
         self.run_id = ""
         self.last: Optional[RunStatus] = None
+        self._writes: Optional[gevent.Greenlet] = None
+        self.released = False  # set by the scheduler loop once it freed the node
 
     def abort(self, end_task: bool = True, error: str = USER_REQUESTED) -> None:
         """Ask the try to stop at its next checkpoint (a kill); it then records ABORTED."""
@@ -82,6 +90,8 @@ class TaskRunner:
             result = self._run()
         except Exception as e:  # a bug here must not lose the task: report it as an infrastructure failure
             log.exception("job %s task %s: runner failed", self.cmd.job_id, self.cmd.task_id)
+            if self._writes is not None:
+                self._writes.join()
             result = self._finish(_Outcome(RunStatus(RunState.UNKNOWN), error=str(e), infra=True))
         finally:
             self.client.close()
@@ -89,12 +99,24 @@ class TaskRunner:
         return result
 
     def _run(self) -> TryResult:
-        try:
-            self.saga.start_task(self.cmd.task_id, None)
-        except Exception as e:
-            log.warning("job %s task %s: StartTask failed: %s", self.cmd.job_id, self.cmd.task_id, e)
-            return TryResult(RunStatus(RunState.FAILED, error=str(e)), final=False)
-        return self._finish(self._run_and_wait())
+        # StartTask is made durable while the worker already runs the command: recovery re-runs every task
+        # without EndTask anyway, and EndTask waits for it, so the log order stays StartTask -> EndTask.
+        self._writes = gevent.spawn(self._log, self.saga.start_task, None)
+        outcome = self._run_and_wait()
+        if not outcome.infra and self.on_worker_free is not None:
+            self.on_worker_free(self)  # the worker is done with us: it may take work while EndTask is written
+        if not self._writes.get():
+            return TryResult(RunStatus(RunState.FAILED, error="StartTask could not be logged"), final=False)
+        return self._finish(outcome)
+
+    def _log_after_previous(self, status: RunStatus) -> None:
+        """Log the RUNNING StartTask once the earlier write is done, without holding up polling."""
+        previous = self._writes
+
+        def write() -> bool:
+            ok = previous.get()
+            return self._log(self.saga.start_task, status) and ok
+        self._writes = gevent.spawn(write)
 
     def _aborted(self, run_id: str = "") -> Optional[_Outcome]:
         if self._abort is None:
@@ -182,7 +204,7 @@ class TaskRunner:
                 return _Outcome(status)
             if status.state == RunState.RUNNING and include_running:
                 include_running = False
-                self._log(self.saga.start_task, status)
+                self._log_after_previous(status)
             self._sleep(delay)
             delay = min(delay * 2, self.config.poll_max)
 
@@ -194,9 +216,9 @@ class TaskRunner:
         except Exception as e:
             log.debug("job %s task %s: Abort %s: %s", self.cmd.job_id, self.cmd.task_id, run_id, e)
 
-    def _log(self, write: Callable, status: RunStatus) -> bool:
+    def _log(self, write: Callable, status: Optional[RunStatus]) -> bool:
         try:
-            write(self.cmd.task_id, encode_run_status(status))
+            write(self.cmd.task_id, None if status is None else encode_run_status(status))
             return True
         except Exception as e:
             log.warning("job %s task %s: saga write failed: %s", self.cmd.job_id, self.cmd.task_id, e)
