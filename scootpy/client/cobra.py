@@ -255,7 +255,7 @@ class CobraGroup(click.Group):
         return words
 
     def _suggestions(self, typed: str) -> str:
-        found = [name for name in sorted(self.commands)
+        found = [name for name in sorted(list(self.commands) + ["help"])
                  if _levenshtein(typed.lower(), name.lower()) <= 2 or name.lower().startswith(typed.lower())]
         if not found:
             return ""
