@@ -44,8 +44,10 @@ class ConfigError(Exception):
 class SchedulerConfig:
     """Scheduler tunables. Durations are in seconds.
 
-    ``max_retries`` applies to worker-reported failures, as in the reference; infrastructure failures
-    (worker died, restarted or unreachable) get ``max(max_retries, infra_retries)`` retries on other workers.
+    Worker polling runs every ``poll_start`` s for the first ``poll_fast`` s of a run, then backs off
+    doubling up to ``poll_max``. ``max_retries`` applies to worker-reported failures, as in the reference;
+    infrastructure failures (worker died, restarted, unreachable or hanging) get
+    ``max(max_retries, infra_retries)`` retries on other workers.
     """
 
     max_retries: int = 0
@@ -63,6 +65,7 @@ class SchedulerConfig:
     rpc_timeout: float = 15.0
     max_lost: float = 60.0
     poll_start: float = 0.005
+    poll_fast: float = 0.03
     poll_max: float = 0.25
     tick: float = 0.25
 

@@ -175,6 +175,7 @@ class TaskRunner:
 
     def _poll(self, deadline: float) -> _Outcome:
         delay, err_elapsed, include_running = self.config.poll_start, 0.0, True
+        fast_until = time.monotonic() + self.config.poll_fast
         while True:
             aborted = self._aborted(self.run_id)
             if aborted:
@@ -206,7 +207,8 @@ class TaskRunner:
                 include_running = False
                 self._log_after_previous(status)
             self._sleep(delay)
-            delay = min(delay * 2, self.config.poll_max)
+            if time.monotonic() >= fast_until:
+                delay = min(delay * 2, self.config.poll_max)
 
     def _abort_run(self, run_id: str) -> None:
         if not run_id:
