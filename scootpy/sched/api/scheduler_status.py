@@ -1,4 +1,4 @@
-"""GetSchedulerStatus / SetSchedulerStatus: the advisory task throttle, stored and reported (spec §2.6, §2.7, §4.9)."""
+"""GetSchedulerStatus / SetSchedulerStatus: the advisory task throttle, stored and reported (spec §2.6-2.7, §4.9)."""
 
 from typing import Any
 
