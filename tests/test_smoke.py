@@ -95,3 +95,23 @@ def test_cli_against_a_real_cluster(tmp_path, procs):
     assert b"not present in offlinedNodes" in _scootapi(env, elsewhere, "reinstate_worker", worker).stderr
     assert _scootapi(env, elsewhere, "get_job_status", "nosuchjob", "--json").stdout == \
         b'{"id":"nosuchjob","status":"NOT_STARTED"}\n'
+
+
+@pytest.mark.timeout(120)
+def test_ps_discovery_sees_our_workers_as_the_reference_does(tmp_path, procs):
+    """The Go scheduler finds workers with `ps x` and the regex workerserver.*thrift_addr(?: +|=)([^ ]*)."""
+    import re
+    from tests.test_setup_cloud import _wait_ready
+    env = cluster_env(tmp_path)
+    setup = procs.start([binary("setup-cloud-scoot"), "--strategy", "local.local", "--workers", "2",
+                         "--apiservers", "1", "--log_level", "error"], env=env, cwd=str(tmp_path),
+                        stderr=subprocess.DEVNULL)
+    _wait_ready(env, setup, timeout=60)
+    ps = subprocess.run(["ps", "x"], capture_output=True, timeout=30).stdout.decode(errors="replace")
+    pattern = re.compile(r"workerserver.*thrift_addr(?: +|=)([^ ]*)")
+    ports = addrs.Ports(int(env["SCOOT_PORT_OFFSET"]))
+    ours = {f"localhost:{ports.worker_thrift(i)}" for i in range(2)}
+    found = {m.group(1) for line in ps.splitlines() for m in [pattern.search(line)] if m}
+    assert ours <= found
+    api = re.compile(r"apiserver.*http_addr(?: +|=)([^ ]*)")
+    assert f"localhost:{ports.api_http(0)}" in {m.group(1) for line in ps.splitlines() for m in [api.search(line)] if m}
