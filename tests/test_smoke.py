@@ -99,7 +99,8 @@ def test_cli_against_a_real_cluster(tmp_path, procs):
 
 @pytest.mark.timeout(120)
 def test_ps_discovery_sees_our_workers_as_the_reference_does(tmp_path, procs):
-    """The Go scheduler finds workers with `ps x` and the regex workerserver.*thrift_addr(?: +|=)([^ ]*)."""
+    """The Go scheduler finds workers with `ps x` (wide here, pytest may set COLUMNS) and the regex
+    workerserver.*thrift_addr(?: +|=)([^ ]*)."""
     import re
     from tests.test_setup_cloud import _wait_ready
     env = cluster_env(tmp_path)
@@ -107,7 +108,7 @@ def test_ps_discovery_sees_our_workers_as_the_reference_does(tmp_path, procs):
                          "--apiservers", "1", "--log_level", "error"], env=env, cwd=str(tmp_path),
                         stderr=subprocess.DEVNULL)
     _wait_ready(env, setup, timeout=60)
-    ps = subprocess.run(["ps", "x"], capture_output=True, timeout=30).stdout.decode(errors="replace")
+    ps = subprocess.run(["ps", "xww"], capture_output=True, timeout=30).stdout.decode(errors="replace")
     pattern = re.compile(r"workerserver.*thrift_addr(?: +|=)([^ ]*)")
     ports = addrs.Ports(int(env["SCOOT_PORT_OFFSET"]))
     ours = {f"localhost:{ports.worker_thrift(i)}" for i in range(2)}
