@@ -26,11 +26,16 @@ MUTATIONS = 300
 TIME_BUDGET_S = 12.0
 CONCURRENCY = 16
 RSS_GROWTH_MIB = 25
+SCHED_PROBE = "04-GetSchedulerStatus.call.bin"
+WORKER_PROBE = "01-readiness-probe-01-QueryWorker.call.bin"
 SEED = int(os.environ.get("HARDENING_SEED") or int.from_bytes(os.urandom(4), "big"))
 
 
-def exchange(port: int, data: bytes, service) -> str:
-    """Send ``data`` then EOF; return "reply", "exception" or "closed". Anything else fails the test."""
+def exchange(port: int, data: bytes, service) -> list:
+    """Send ``data`` then EOF; return the (method, type) of every whole message the server answered.
+
+    The answer must be well-formed replies and exceptions, then the end of the connection.
+    """
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
             sock.sendall(data)
@@ -46,17 +51,16 @@ def exchange(port: int, data: bytes, service) -> str:
                 chunks.append(chunk)
         except ConnectionResetError:  # closed with our bytes unread: TCP may drop part of its answer
             reset = True
-    answer = b"".join(chunks)
-    if not answer:
-        return "closed"
-    try:
-        name, mtype, _, _ = read_message(Recorder(_Bytes(answer)), service)
-    except EOFError:
-        if reset:
-            return "closed"
-        raise
-    assert mtype in (TMessageType.REPLY, TMessageType.EXCEPTION), f"odd answer {name} type {mtype}"
-    return "reply" if mtype == TMessageType.REPLY else "exception"
+    source, answers = _Bytes(b"".join(chunks)), []
+    while source.at < len(source.data):
+        try:
+            name, mtype, _, _ = read_message(Recorder(source), service)
+        except EOFError:
+            assert reset, f"truncated answer {source.data[-80:]!r}"
+            break
+        assert mtype in (TMessageType.REPLY, TMessageType.EXCEPTION), f"odd answer {name} type {mtype}"
+        answers.append((name, mtype))
+    return answers
 
 
 class _Bytes:
@@ -69,23 +73,32 @@ class _Bytes:
         return chunk
 
 
-def barrage(port: int, service, calls: dict, count: int, seed: int) -> Counter:
-    """Send ``count`` mutated calls (bounded by TIME_BUDGET_S) with a few in flight at once."""
+def barrage(port: int, service, calls: dict, count: int, seed: int, probe: str) -> Counter:
+    """Send ``count`` mutated calls (bounded by TIME_BUDGET_S) with a few in flight at once.
+
+    A third of them follow the valid call ``probe`` on the same connection, which must be answered first.
+    """
     rng = random.Random(seed)
     messages = list(calls.values())
     outcomes: Counter = Counter()
     deadline = time.monotonic() + TIME_BUDGET_S
     pool = gevent.pool.Pool(CONCURRENCY)
 
-    def one(kind: str, data: bytes) -> None:
-        outcomes[exchange(port, data, service)] += 1
+    def one(kind: str, data: bytes, probed: bool) -> None:
+        answers = exchange(port, (calls[probe] if probed else b"") + data, service)
+        if probed:
+            assert answers[:1] == [(probe.split("-")[-1].split(".")[0], TMessageType.REPLY)], answers
+            answers = answers[1:]
+            outcomes["after-valid-call"] += 1
+        kinds = {TMessageType.REPLY: "reply", TMessageType.EXCEPTION: "exception"}
+        outcomes[kinds[answers[0][1]] if answers else "closed"] += 1
         outcomes[kind] += 1
 
     for _ in range(count):
         if time.monotonic() > deadline:
             break
         kind, data = mutate(rng.choice(messages), rng)
-        pool.spawn(one, kind, data)
+        pool.spawn(one, kind, data, rng.random() < 1 / 3)
     pool.join(timeout=60, raise_error=True)
     assert not pool, "some connections never ended"
     return outcomes
@@ -124,9 +137,9 @@ def test_scheduler_survives_mutated_calls(procs, tmp_path):
     calls = recorded_calls("scootapi-scheduler")
     assert len(calls) == 6
     scheduler_works(sched)
-    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=SEED)  # warm-up: first use of the code paths
+    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=SEED, probe=SCHED_PROBE)  # warm-up: first use of the code paths
     before = rss_mib(sched.proc.pid)
-    outcomes = barrage(sched.thrift, scoot.CloudScoot, calls, MUTATIONS, seed=SEED + 1)
+    outcomes = barrage(sched.thrift, scoot.CloudScoot, calls, MUTATIONS, seed=SEED + 1, probe=SCHED_PROBE)
     bad = job_of([[b"echo\xff"]], requestor="sanity")
     refuses_non_utf8(sched.thrift, scoot.CloudScoot, "RunJob", scoot.CloudScoot.RunJob_args(job=bad))
     scheduler_works(sched)
@@ -171,10 +184,10 @@ def test_worker_survives_mutated_calls(procs, tmp_path):
     calls = recorded_calls("scheduler-worker")
     assert len(calls) == 18
     worker_works(w)
-    barrage(w.thrift, worker.Worker, calls, 40, seed=SEED + 2)
+    barrage(w.thrift, worker.Worker, calls, 40, seed=SEED + 2, probe=WORKER_PROBE)
     worker_works(w)
     before = rss_mib(w.proc.pid)
-    outcomes = barrage(w.thrift, worker.Worker, calls, MUTATIONS, seed=SEED + 3)
+    outcomes = barrage(w.thrift, worker.Worker, calls, MUTATIONS, seed=SEED + 3, probe=WORKER_PROBE)
     bad = command(["sh", "-c", "true"], snapshotId=b"bs-fs-\xc3(")
     refuses_non_utf8(w.thrift, worker.Worker, "Run", worker.Worker.Run_args(cmd=bad))
     worker_works(w)
