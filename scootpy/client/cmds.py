@@ -69,7 +69,12 @@ class Cmds:
             return proc
 
     def start(self, argv: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-        """Start a long-lived child; if it ever exits, every child is killed."""
+        """Start a long-lived child; if it ever exits, every child is killed.
+
+        ``COLUMNS`` is dropped from its environment: a Go scheduler's ``ps x`` would truncate lines to it
+        and miss the workers."""
+        env = dict(os.environ if env is None else env)
+        env.pop("COLUMNS", None)
         proc = self._spawn(argv, env)
         log.info("Cmd [%s] started as %d", " ".join(argv), proc.pid)
         threading.Thread(target=self._watch, args=(proc,), daemon=True, name=f"watch-{proc.pid}").start()
