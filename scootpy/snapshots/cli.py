@@ -20,6 +20,7 @@ import click
 from scootpy.flags import parse_duration
 from scootpy.logs import setup_logging
 from scootpy.snapshots import git
+from scootpy.snapshots.checkouts import remove_tree
 from scootpy.snapshots.gitdb import GitDB
 from scootpy.snapshots.ids import Kind, SnapshotError, bundlestore_id
 from scootpy.snapshots.store import HttpStore, addr_from_cloudscootaddr
@@ -49,8 +50,10 @@ def resolve_url(flag_value: str) -> str:
                    f"~/.cloudscootaddr{os.environ.get('SCOOT_ID', '')}]")
 
 
-def open_db(ctx: click.Context) -> GitDB:
-    """The GitDB over the repository containing the working directory (closed when the command ends)."""
+def open_db(ctx: click.Context, private: bool = False) -> GitDB:
+    """The GitDB over the repository containing the working directory, or (``private``) over a temporary
+    repository so that reading leaves the user's repository untouched, like the reference's temp repo.
+    It is closed, and a private repository removed, when the command ends."""
     wd = os.getcwd()
     try:
         top = git.toplevel(wd)
@@ -59,6 +62,9 @@ def open_db(ctx: click.Context) -> GitDB:
             from None
     url = resolve_url(ctx.obj["bundlestore_url"])
     log.info("Making new HTTP Store with root URI: %s", url)
+    if private:
+        top = Path(tempfile.mkdtemp(prefix="scoot-snapshot-db-"))
+        ctx.call_on_close(lambda: remove_tree(top))
     db = GitDB(top, HttpStore(url))
     ctx.call_on_close(db.close)
     return db
@@ -171,7 +177,7 @@ def read() -> None:
 @click.pass_context
 def cat(ctx: click.Context, snapshot_id: str, files: Tuple[str, ...]) -> None:
     """Print files of a snapshot, concatenated without separators."""
-    db = open_db(ctx)
+    db = open_db(ctx, private=True)
     for name in files:
         sys.stdout.buffer.write(db.read_file(snapshot_id, name))
         sys.stdout.buffer.flush()
