@@ -106,3 +106,20 @@ def test_reference_fixture_log_job_c_is_recovered_and_finished(procs, tmp_path):
     assert {f: f.read_bytes() for d in others for f in d.iterdir()} == untouched
     status = client.GetStatus(JOB_C)
     assert set(status.taskStatus.values()) == {scoot.Status.COMPLETED}
+
+
+def test_damaged_sagas_are_skipped_and_the_rest_recovered(procs, tmp_path):
+    shutil.copytree(FIXTURES / "saga-log" / ".scootdata", tmp_path / ".scootdata")
+    root = tmp_path / ".scootdata" / "filesagalog"
+    (root / "garbled").mkdir()
+    (root / "garbled" / "log").write_text("Start Saga\nnot/a/path\nWhat Is This\n")
+    bad_blob = root / "bad-blob"
+    bad_blob.mkdir()
+    (bad_blob / "StartSagaData_x").write_bytes(b"\x00\x01not thrift")
+    (bad_blob / "log").write_text("Start Saga\n.scootdata/filesagalog/bad-blob/StartSagaData_x\n")
+    proc, client = start(procs, tmp_path, nodes=3)
+    wait_completed(client, JOB_C)
+    assert proc.poll() is None
+    job_id = client.RunJob(job(2)).id
+    wait_completed(client, job_id)
+    assert client.GetStatus("bad-blob").status == scoot.Status.IN_PROGRESS
