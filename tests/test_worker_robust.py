@@ -224,3 +224,23 @@ def test_locate_store_finds_a_running_apiserver(procs, tmp_path):
     assert f"127.0.0.1:{api}" in candidates
     assert store.root in {f"http://{a}/bundle/" for a in candidates}
     assert isinstance(locate_store(str(tmp_path / "abs"), str(tmp_path)).root, str)
+
+
+def test_processes_escaping_the_group_are_killed_too(procs, tmp_path):
+    w = start_worker(procs, tmp_path)
+    with w.client() as c:
+        reply = c.Run(command(["sh", "-c", "setsid sleep 77 & setsid sh -c 'sleep 78 >/dev/null 2>&1' & sleep 60"]))
+        wait_state(c, reply.runId, {S.RUNNING})
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert c.Abort(reply.runId).status == S.ABORTED
+        assert time.monotonic() - started < 3
+        assert poll(lambda: not _sleeping(("77", "78")), timeout=5, what="escaped processes to be gone")
+        done = run_and_wait(c, argv=["sh", "-c", "setsid sleep 79 >/dev/null 2>&1 & echo left"])
+        assert done.status == S.COMPLETE
+        assert poll(lambda: not _sleeping(("79",)), timeout=5, what="a finished run's escapee to be gone")
+
+
+def _sleeping(seconds) -> bool:
+    out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    return any(f"sleep {s}" in line and not line.startswith("Z") for line in out.splitlines() for s in seconds)

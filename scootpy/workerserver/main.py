@@ -39,7 +39,7 @@ from scootpy.thriftrpc import ThriftServer, parse_addr  # noqa: E402
 from scootpy.workerserver.execer import InterceptExecer  # noqa: E402
 from scootpy.workerserver.execer.os import OsExecer  # noqa: E402
 from scootpy.workerserver.execer.sim import SimExecer  # noqa: E402
-from scootpy.workerserver.execer.spawn import install_child_watching  # noqa: E402
+from scootpy.workerserver.execer.spawn import become_subreaper, install_child_watching  # noqa: E402
 from scootpy.workerserver.filer import Filer  # noqa: E402
 from scootpy.workerserver.handler import WorkerHandler  # noqa: E402
 from scootpy.workerserver.invoker import Invoker  # noqa: E402
@@ -216,6 +216,7 @@ def main() -> None:
     fs.log_ignored(ns)
     check_config(ns.config)
     install_child_watching()
+    become_subreaper()
     tmp = tempfile.mkdtemp(prefix="scoot-tmp-")
     try:
         try:

@@ -101,7 +101,7 @@ class OsProcess:
         if self._status is None:
             code = self._popen.returncode
             self._status = ProcessStatus(ExecState.COMPLETE, exit_code=-1 if code < 0 else code)
-        proctree.kill_group(self.pid)
+        self._kill_leftovers()
         self.ended.set()
 
     def _watch_memory(self) -> None:
@@ -120,7 +120,12 @@ class OsProcess:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
         proctree.kill_group(self.pid)
+        if spawn.is_subreaper():
+            proctree.kill_orphans(os.getpid())
 
     def result(self) -> ProcessStatus:
         return self._status or ProcessStatus(ExecState.RUNNING)

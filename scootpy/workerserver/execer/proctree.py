@@ -74,3 +74,41 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _direct_children(pid: int) -> List[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return [p.pid for p in read_table() if p.ppid == pid]
+
+
+def kill_orphans(worker_pid: int, sig: int = signal.SIGKILL) -> int:
+    """Signal every descendant of ``worker_pid`` outside the worker's own process group: what is left of
+    runs, including processes that escaped their group with ``setsid`` (they are re-parented to the worker
+    when it is a child subreaper). Returns how many were signalled. Cheap when there is nothing to do."""
+    own_group = os.getpgid(worker_pid)
+    strays = []
+    for child in _direct_children(worker_pid):
+        try:
+            if os.getpgid(child) != own_group:
+                strays.append(child)
+        except ProcessLookupError:
+            continue
+    if not strays:
+        return 0
+    children: Dict[int, List[int]] = {}
+    for p in read_table():
+        children.setdefault(p.ppid, []).append(p.pid)
+    todo, hit = list(strays), 0
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            if os.getpgid(pid) != own_group:
+                os.kill(pid, sig)
+                hit += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return hit

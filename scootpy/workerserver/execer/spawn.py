@@ -6,6 +6,7 @@ under 1 ms) but gevent's monkey-patching disables it. We load a private, unpatch
 per-run overhead stays small and other connections keep being served.
 """
 
+import ctypes
 import importlib.util
 import os
 import sysconfig
@@ -32,6 +33,26 @@ def _private_subprocess() -> types.ModuleType:
 _subprocess = _private_subprocess()
 DEVNULL = _subprocess.DEVNULL
 close_now = monkey.get_original("os", "close")
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants re-parent to this process (Linux), so runs' escapees can be found and
+    reaped. Only for a process whose other children all stay in its own process group (the worker)."""
+    global _subreaper
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper = False
+    return _subreaper
+
+
+def is_subreaper() -> bool:
+    return _subreaper
 
 
 def install_child_watching() -> None:
