@@ -3,6 +3,7 @@
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -130,6 +131,12 @@ def test_http_health_metrics_and_status_page(sched):
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/status.json") as r:
         snap = json.loads(r.read())
     assert {w["id"] for w in snap["workers"]} == {"inmemory0", "inmemory1", "inmemory2"}
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/") as r:
+        assert r.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{http}/no/such/path")
+    assert err.value.code == 501
+    assert err.value.read() == b"Common paths: '/health', '/admin/metrics.json', '/output', '/debug/pprof'\n"
 
 
 def run_binary(args, timeout=20):

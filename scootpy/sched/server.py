@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Tuple
 
 import gevent
 
-from scootpy.admin import AdminServer
+from scootpy.admin import UNKNOWN_PATH_TEXT, AdminServer, respond
 from scootpy.idl import scoot
 from scootpy.metrics import Registry
 from scootpy.sched.cluster import membership_from_config, probe_ready, worker_clients_from_config
@@ -59,7 +59,13 @@ class SchedulerService:
         except ImportError:
             return []
         app = status_page_app(self.scheduler.snapshot)
-        return [("/", app), ("/status.json", app)]
+
+        def root_only(environ: dict, start_response: Callable) -> Any:
+            if environ.get("PATH_INFO", "") == "/":
+                return app(environ, start_response)
+            return respond(start_response, "501 Not Implemented", UNKNOWN_PATH_TEXT,
+                           headers=[("X-Content-Type-Options", "nosniff")])
+        return [("/", root_only), ("/status.json", app)]
 
     def start(self) -> None:
         """Bind both ports, then start the loop, membership and recovery."""
