@@ -483,3 +483,24 @@ def test_unreadable_file_is_a_clear_error(tmp_path, make_db):
     os.chmod(src / "secret", 0)
     with pytest.raises(SnapshotError, match="Permission denied"):
         make_db().ingest_dir(src)
+
+
+def test_interrupted_download_is_a_clear_error(tmp_path, make_db):
+    from gevent.server import StreamServer
+    from scootpy.snapshots.store import HttpStore
+    good = (SNAP_FIXTURES / "bundles" / f"bs-{INPUT_TREE}.bundle").read_bytes()
+
+    def half_then_hang_up(sock, _addr):
+        sock.recv(65536)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(good) + good[: len(good) // 2])
+        sock.close()
+    server = StreamServer(("127.0.0.1", 0), half_then_hang_up)
+    server.start()
+    try:
+        db = make_db(store=HttpStore(f"http://127.0.0.1:{server.server_port}/bundle", tries=1))
+        with pytest.raises(SnapshotError, match="interrupted|index-pack failed"):
+            db.checkout(INPUT_ID)
+        assert os.listdir(db.repo / ".git" / "objects" / "pack") == []
+        assert sh_git(db.repo, "count-objects") == "0 objects, 0 kilobytes"
+    finally:
+        server.stop()

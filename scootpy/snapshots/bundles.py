@@ -47,7 +47,7 @@ def parse_header(data: bytes) -> BundleHeader:
     for raw in lines[1:]:
         line = raw.decode("utf-8", errors="replace")
         if line.startswith("@"):
-            if line.startswith("@object-format=") and line != "@object-format=sha1":
+            if line != "@object-format=sha1":
                 raise BundleError(f"unsupported bundle capability: {line}")
             continue
         sha, _, rest = line.lstrip("-").partition(" ")
@@ -137,6 +137,10 @@ def _index_pack(repo: git.PathLike, head: bytes, stream: BinaryIO, pack: Path) -
         try:
             _pump(head, stream, proc.stdin)
             code = proc.wait(timeout=git.GIT_TIMEOUT_S)
+        except Exception as exc:
+            proc.kill()
+            proc.wait()
+            raise BundleError(f"bundle download interrupted: {type(exc).__name__}: {exc}") from None
         except BaseException:
             proc.kill()
             proc.wait()
