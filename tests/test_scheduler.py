@@ -387,3 +387,18 @@ def test_live_status_equals_status_read_from_the_log(make, tmp_path, kind):
     h.sched.kill_job(job_id)
     h.wait_done(job_id)
     assert get_status(h.sched, h.log, job_id) == job_status_from_log(h.log, job_id)
+
+
+def test_per_requestor_gauges_follow_the_reference_names(make):
+    h = make([Worker("n0", mode="pause")])
+    job_id = h.submit(tasks(2), requestor="team/a")
+    h.wait(lambda: h.sched.jobs[job_id].num_running == 1)
+    gevent.sleep(0.05)
+    stats = __import__("json").loads(h.sched.metrics.to_json())
+    assert stats["scheduler/schedNumRunningTasksGauge_team_SLASH_a"] == 1
+    assert stats["scheduler/schedNumWaitingTasksGauge_team_SLASH_a"] == 1
+    assert stats["scheduler/schedNumRunningJobsGauge_team_SLASH_a"] == 1
+    h.sched.kill_job(job_id)
+    h.wait_done(job_id)
+    h.wait(lambda: __import__("json").loads(h.sched.metrics.to_json())[
+        "scheduler/schedNumRunningTasksGauge_team_SLASH_a"] == 0)

@@ -65,6 +65,7 @@ class Scheduler:
         self.requestors: Dict[str, List[JobState]] = {}
         self.history = BasisHistory()
         self.throttle = -1
+        self.requestors_gauged: set = set()
         self.started = time.time()
         self.wake = gevent.event.Event()
         self._requests: Deque[_Request] = deque()

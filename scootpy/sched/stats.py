@@ -3,6 +3,9 @@
 import time
 from typing import Any, Dict, List
 
+_REQUESTOR_GAUGES = ("schedNumRunningJobsGauge", "schedWaitingJobsGauge", "schedNumRunningTasksGauge",
+                     "schedNumWaitingTasksGauge")
+
 
 def update(scheduler: Any, step_seconds: float) -> None:
     """Refresh the gauges after a step."""
@@ -25,6 +28,24 @@ def update(scheduler: Any, step_seconds: float) -> None:
     m.set("schedUptimeGauge_ms", int((time.time() - scheduler.started) * 1000))
     m.set("schedStartGauge", int(scheduler.started))
     m.observe("schedStepLatency_ms", step_seconds)
+    _requestor_gauges(scheduler)
+
+
+def _requestor_gauges(scheduler: Any) -> None:
+    """Per-requestor gauges (``<gauge>_<requestor>`` in JSON); a requestor gone idle is zeroed once."""
+    counts: Dict[str, List[int]] = {}
+    for job in scheduler.jobs.values():
+        c = counts.setdefault(job.requestor, [0, 0, 0, 0])
+        started = job.num_running or job.num_completed
+        c[0 if started else 1] += 1
+        c[2] += job.num_running
+        c[3] += job.num_tasks - job.num_completed - job.num_running
+    for requestor in scheduler.requestors_gauged - set(counts):
+        counts[requestor] = [0, 0, 0, 0]
+    for requestor, values in counts.items():
+        for name, value in zip(_REQUESTOR_GAUGES, values):
+            scheduler.metrics.set(name, value, requestor=requestor)
+    scheduler.requestors_gauged = {r for r, v in counts.items() if any(v)}
 
 
 def _task(task: Any) -> Dict[str, Any]:
