@@ -184,3 +184,12 @@ def test_no_temp_files_left_behind(tmp_path, run):
     assert run("read", "cat", "--id", INPUT_ID, "README.txt", env={"TMPDIR": str(tmp)}).returncode == 0
     assert run("read", "cat", "--id", GC_ID, "x", env={"TMPDIR": str(tmp)}).returncode == 1
     assert os.listdir(tmp) == []
+
+
+def test_help(run):
+    res = run("--help")
+    assert res.returncode == 0 and b"--bundlestore_url" in res.stdout and b"create" in res.stdout
+    res = run("help", "read", "cat")
+    assert res.returncode == 0 and b"read cat" in res.stdout and b"--id" in res.stdout
+    res = run("help", "nope")
+    assert res.returncode == 1 and b'Error: unknown command "nope"' in res.stderr

@@ -100,7 +100,29 @@ def emit_line(text: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Create and read Scoot snapshots."""
+    """Create and read Scoot snapshots.
+
+    \b
+    Flags accepted anywhere on the command line:
+      --bundlestore_url URL   bundlestore root, e.g. http://localhost:9094/bundle
+                              (default: $SCOOT_BUNDLESTORE_URL, then ~/.cloudscootaddr$SCOOT_ID)
+      --log_level LEVEL       error|warn|info|debug (default info)
+    """
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_command(ctx: click.Context, command: Tuple[str, ...]) -> None:
+    """Help about any command, e.g. help create ingest_dir."""
+    target, parent = cli, ctx.parent
+    for name in command:
+        sub = target.get_command(parent, name) if isinstance(target, click.Group) else None
+        if sub is None:
+            raise CliError(f'unknown command "{name}" for "scoot-snapshot-db"')
+        parent = click.Context(sub, info_name=name, parent=parent)
+        target = sub
+    sys.stdout.write(target.get_help(parent if command else ctx.parent) + "\n")
 
 
 @cli.group()
