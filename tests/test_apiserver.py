@@ -226,3 +226,29 @@ def test_stalled_upload_is_dropped(tmp_path):
         assert os.listdir(store.directory) == []
     finally:
         server.stop()
+
+
+def test_many_greenlets_share_an_apiserver(server, tmp_path):
+    port, store = server
+    http_store = HttpStore(f"http://127.0.0.1:{port}/bundle")
+    author = GitDB(tmp_path / "author", http_store, tmp_root=tmp_path)
+    reader = GitDB(tmp_path / "reader", http_store, tmp_root=tmp_path)
+    try:
+        def one(i):
+            src = tmp_path / f"src{i}"
+            (src / "sub").mkdir(parents=True)
+            (src / "STDOUT").write_text(f"out {i % 4}")
+            (src / "sub" / "deep").write_text("d" if i % 2 else "e")
+            snap = author.ingest_dir(src)
+            co = reader.checkout(snap)
+            text = open(os.path.join(co, "STDOUT")).read()
+            reader.release_checkout(co)
+            return snap, text, reader.read_file(snap, "sub/deep")
+        results = [g.get(timeout=120) for g in [gevent.spawn(one, i) for i in range(16)]]
+        assert [text for _, text, _ in results] == [f"out {i % 4}" for i in range(16)]
+        assert [deep for _, _, deep in results] == [b"d" if i % 2 else b"e" for i in range(16)]
+        assert len({snap for snap, _, _ in results}) == 4
+        assert len([n for n in os.listdir(store) if n.endswith(".bundle")]) == 4
+    finally:
+        author.close()
+        reader.close()
