@@ -227,3 +227,7 @@ def main() -> None:
         server.serve()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -181,3 +181,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(execute(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
