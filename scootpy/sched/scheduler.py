@@ -16,11 +16,10 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
 import gevent
 import gevent.event
-import gevent.pool
 
 from scootpy.metrics import Registry
-from scootpy.runs import RunCommand, RunState, RunStatus
-from scootpy.sched import stats
+from scootpy.runs import RunCommand
+from scootpy.sched import kills, stats
 from scootpy.sched.admission import BasisHistory, apply_requestor_rules, check_admission
 from scootpy.sched.assign import get_task_assignments
 from scootpy.sched.cluster_state import ClusterState
@@ -28,13 +27,11 @@ from scootpy.sched.config import SchedulerConfig
 from scootpy.sched.definitions import Job, JobDefinition
 from scootpy.sched.job_state import JobState, TaskState
 from scootpy.sched.readiness import probe_until_ready
-from scootpy.sched.saga.codec import encode_run_status
-from scootpy.sched.task_runner import USER_REQUESTED, TaskRunner, TryResult
+from scootpy.sched.task_runner import TaskRunner, TryResult
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 120.0
-KILL_WRITERS = 64
 MAX_TIMEOUT_MS = 2**31 - 1
 
 
@@ -308,16 +305,11 @@ class Scheduler:
     def _handle_kill(self, request: _Request) -> None:
         job = self.jobs.get(request.arg)
         if job is None:
-            request.result.set_exception(SchedulerError(
-                f"Cannot kill Job Id {request.arg}, not found. (This error can be ignored if kill was a "
-                "fire-and-forget defensive request). The job may be finished,  the request may still be in the "
-                "queue to be scheduled, or  the id may be invalid.   Check the job status, verify the id "
-                "and/or resubmit the kill request after a few moments."))
-            return
-        if job.killed:
-            request.result.set_exception(SchedulerError(f"Job Id {job.id} was already killed, request ignored"))
-            return
-        self._kill(job, request.result)
+            request.result.set_exception(SchedulerError(kills.not_found_text(request.arg)))
+        elif job.killed:
+            request.result.set_exception(SchedulerError(kills.already_killed_text(job.id)))
+        else:
+            self._kill(job, request.result)
 
     def _kill_internal(self) -> None:
         while self._internal_kills:
@@ -330,29 +322,22 @@ class Scheduler:
         job.killed = True
         for task in job.running_tasks():
             if task.runner is not None:
-                task.runner.abort(True, USER_REQUESTED)
+                task.runner.abort(True, kills.USER_REQUESTED)
         self._kill_waiting(job, done)
 
     def _kill_waiting(self, job: JobState, done: Optional[gevent.event.AsyncResult] = None) -> None:
-        """Record every waiting task of ``job`` as ABORTED "UserRequested", off the loop."""
+        """Record every waiting task of ``job`` as killed, off the loop."""
         tasks = list(job.waiting.values())
         for task in tasks:
-            task.last_status = RunStatus(RunState.ABORTED, error=USER_REQUESTED, job_id=job.id, task_id=task.task_id)
+            task.last_status = kills.killed_status(job.id, task.task_id)
             job.task_completed(task.task_id)
         job.pending_writes += 1
         gevent.spawn(self._write_kills, job, tasks, done)
 
     def _write_kills(self, job: JobState, tasks: List[TaskState], done: Optional[gevent.event.AsyncResult]
                      ) -> None:
-        def record(task: TaskState) -> None:
-            try:
-                job.saga.start_task(task.task_id, None)
-                job.saga.end_task(task.task_id, encode_run_status(task.last_status))
-            except Exception as e:
-                log.warning("job %s task %s: recording the kill failed: %s", job.id, task.task_id, e)
-
         try:
-            gevent.pool.Pool(KILL_WRITERS).map(record, tasks)  # concurrent writers share the log's fsyncs
+            kills.record_killed_tasks(job.id, job.saga, tasks)
         finally:
             self.post(lambda: setattr(job, "pending_writes", job.pending_writes - 1))
             if done is not None:

@@ -17,12 +17,12 @@ import gevent.event
 from scootpy.runs import RunCommand, RunState, RunStatus
 from scootpy.sched.cluster.client import WorkerUnreachable
 from scootpy.sched.config import SchedulerConfig
+from scootpy.sched.kills import USER_REQUESTED
 from scootpy.sched.saga.codec import encode_run_status
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_TRAILER = " -> Error(s) encountered, canceling task."
-USER_REQUESTED = "UserRequested"
 END_TASK_RETRIES = 10
 
 
