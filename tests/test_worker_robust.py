@@ -1,6 +1,7 @@
 """A real worker under hostile commands and conditions: floods, background children, commands that ignore
 SIGTERM, aborts during checkout, the memory cap, an HTTP bundlestore, discovery by ``ps`` and shutdown."""
 
+import json
 import re
 import shutil
 import socket
@@ -141,6 +142,8 @@ def test_memory_cap_flag(procs, tmp_path):
         done = run_and_wait(c, argv=["python3", "-c", "import time; x = b'x' * (100 << 20); time.sleep(30)"])
         assert (done.status, done.exitCode) == (S.COMPLETE, 1)
         assert done.error.startswith("Cmd exceeded MemoryCap, aborting ") and done.snapshotId
+    with urllib.request.urlopen(f"http://{w.http_addr}/admin/metrics.json", timeout=10) as resp:
+        assert json.loads(resp.read())["workerserver/osexecer/memory"] > 0
         assert run_and_wait(c, argv=["true"]).status == S.COMPLETE
 
 

@@ -126,7 +126,7 @@ class Worker:
         self.metrics = Registry("workerserver")
         self.started = time.monotonic()
         self.outputs = OutputCreator(os.path.join(tmp, "output"), ns.http_addr)
-        self.os_execer = OsExecer(mem_cap=ns.mem_cap)
+        self.os_execer = OsExecer(mem_cap=ns.mem_cap, metrics=self.metrics)
         self.filer = Filer(tmp)
         invoker = Invoker(self.filer, self.outputs, InterceptExecer(SimExecer(), self.os_execer), self.metrics)
         self.queue = RunQueue(invoker, self.metrics)

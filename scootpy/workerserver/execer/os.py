@@ -17,6 +17,7 @@ import gevent
 import gevent.event
 import gevent.select
 
+from scootpy.metrics import Registry
 from scootpy.workerserver.execer import ExecError, ExecState, ProcessStatus, Sink
 from scootpy.workerserver.execer import proctree, spawn
 from scootpy.workerserver.gotext import go_quote
@@ -55,13 +56,14 @@ class OsProcess:
     """One running command and the greenlets that pump its output, reap it and watch its memory."""
 
     def __init__(self, popen: Any, watcher: Any, argv: List[str], pipes: List[int], sinks: List[Sink],
-                 mem_cap: int, grace: Callable[[], float]):
+                 mem_cap: int, grace: Callable[[], float], on_memory: Callable[[int], None] = lambda usage: None):
         self.ended = gevent.event.Event()
         self.pid = popen.pid
         self._popen = popen
         self._argv = argv
         self._grace = grace
         self._mem_cap = mem_cap
+        self._on_memory = on_memory
         self._status: Optional[ProcessStatus] = None
         self._exited = gevent.event.Event()
         self._pumps = [gevent.spawn(self._pump, pipes, sinks)]
@@ -107,6 +109,7 @@ class OsProcess:
     def _watch_memory(self) -> None:
         while not self.ended.wait(MEMORY_CHECK_S):
             usage = proctree.memory_usage(self.pid)
+            self._on_memory(usage)
             if usage >= self._mem_cap and self._status is None:
                 msg = (f"Cmd exceeded MemoryCap, aborting {self.pid}: {usage} > {self._mem_cap}"
                        f" ([{' '.join(self._argv)}])")
@@ -160,9 +163,10 @@ class OsExecer:
     ``grace`` is read when an abort starts, so lowering it (at shutdown) shortens later aborts.
     """
 
-    def __init__(self, mem_cap: int = 0, grace: float = ABORT_GRACE_S):
+    def __init__(self, mem_cap: int = 0, grace: float = ABORT_GRACE_S, metrics: Optional[Registry] = None):
         self.mem_cap = mem_cap
         self.grace = grace
+        self.metrics = metrics
 
     def exec(self, argv: List[str], env: Dict[str, str], cwd: str, stdout: Sink, stderr: Sink) -> OsProcess:
         if not argv:
@@ -185,4 +189,9 @@ class OsExecer:
             _close(out_w, err_w)
         os.set_blocking(out_r, False)
         os.set_blocking(err_r, False)
-        return OsProcess(popen, watcher, argv, [out_r, err_r], [stdout, stderr], self.mem_cap, lambda: self.grace)
+        return OsProcess(popen, watcher, argv, [out_r, err_r], [stdout, stderr], self.mem_cap, lambda: self.grace,
+                         self._report_memory)
+
+    def _report_memory(self, usage: int) -> None:
+        if self.metrics is not None:
+            self.metrics.set("osexecer/memory", usage)
