@@ -142,9 +142,9 @@ def test_memory_cap_flag(procs, tmp_path):
         done = run_and_wait(c, argv=["python3", "-c", "import time; x = b'x' * (100 << 20); time.sleep(30)"])
         assert (done.status, done.exitCode) == (S.COMPLETE, 1)
         assert done.error.startswith("Cmd exceeded MemoryCap, aborting ") and done.snapshotId
+        assert run_and_wait(c, argv=["true"]).status == S.COMPLETE
     with urllib.request.urlopen(f"http://{w.http_addr}/admin/metrics.json", timeout=10) as resp:
         assert json.loads(resp.read())["workerserver/osexecer/memory"] > 0
-        assert run_and_wait(c, argv=["true"]).status == S.COMPLETE
 
 
 def test_http_bundlestore_gets_output_before_complete(procs, tmp_path):
