@@ -402,3 +402,19 @@ def test_per_requestor_gauges_follow_the_reference_names(make):
     h.wait_done(job_id)
     h.wait(lambda: __import__("json").loads(h.sched.metrics.to_json())[
         "scheduler/schedNumRunningTasksGauge_team_SLASH_a"] == 0)
+
+
+def test_node_without_a_client_is_suspended_and_the_task_runs_elsewhere(make):
+    good = Worker("n1")
+    h = make([Worker("n0"), good])
+
+    def clients(node_id):
+        if node_id == "n0":
+            raise ValueError("no client for n0")
+        return good
+    h.sched.worker_client = clients
+    h.wait(lambda: len(h.sched.cluster.healthy) == 2)
+    job_id = h.submit(tasks(3))
+    h.wait_done(job_id)
+    assert "n0" in h.sched.cluster.suspended and h.sched.cluster.num_running == 0
+    assert "n0" in h.sched.cluster.groups[""].idle

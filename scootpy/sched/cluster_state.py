@@ -133,6 +133,14 @@ class ClusterState:
             self.groups.setdefault(snapshot_id, NodeGroup()).busy[node_id] = None
         self.num_running += 1
 
+    def unplace(self, node_id: str) -> None:
+        """Undo an assignment's placement of a node that did not get its task after all."""
+        node = self.node(node_id)
+        group = self.groups.get(node.group) if node is not None else None
+        if group is not None and node_id in group.busy:
+            del group.busy[node_id]
+            group.idle[node_id] = None
+
     def task_completed(self, node_id: str) -> None:
         """The node's task ended: it becomes idle in its group, wherever it now is."""
         node = self.node(node_id)

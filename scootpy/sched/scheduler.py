@@ -348,9 +348,8 @@ class Scheduler:
     def _schedule_tasks(self) -> None:
         if not self.jobs or self.cluster.num_free() == 0:
             return
-        jobs = [j for j in self.jobs.values() if not j.killed]
         assignments, groups = get_task_assignments(
-            jobs, self.requestors, self.cluster.groups, self.cluster.usable, len(self.cluster.healthy),
+            list(self.jobs.values()), self.requestors, self.cluster.groups, self.cluster.usable, len(self.cluster.healthy),
             self.cluster.num_free())
         if groups is None:
             return
@@ -369,6 +368,7 @@ class Scheduler:
             client = self.worker_client(node_id)
         except Exception as e:
             log.warning("node %s: cannot make a worker client, suspending it: %s", node_id, e)
+            self.cluster.unplace(node_id)
             self.cluster.untrust(node_id)
             self.cluster.mark_ready(node_id, ready=False, gave_up=True)
             return
