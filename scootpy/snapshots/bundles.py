@@ -82,8 +82,8 @@ def read_header(stream: BinaryIO) -> Tuple[BundleHeader, bytes]:
 def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_REF, deltas: bool = True,
                  basis: Optional[str] = None) -> None:
     """Write a bundle of commit ``tip`` to the file ``out``: its whole history, or only what is not in
-    ``basis`` (then a prerequisite). Without ``deltas`` no delta search is done (faster for one tree,
-    whose files rarely delta against each other)."""
+    ``basis`` (then a prerequisite). Without ``deltas`` no delta search is done and compression is light
+    (much faster for one tree, whose files rarely delta against each other)."""
     header = "# v2 git bundle\n"
     if basis:
         subject = git.run_text(["log", "-1", "--format=%s", basis], repo)
@@ -94,7 +94,8 @@ def write_bundle(repo: git.PathLike, tip: str, out: BinaryIO, ref: str = BUNDLE_
 
 
 def _pack_to(repo: git.PathLike, revs: str, out: BinaryIO, deltas: bool, thin: bool) -> None:
-    args = ["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"]
+    args = ([] if deltas else ["-c", "pack.compression=1"]) + ["pack-objects", "--stdout", "--revs",
+                                                               "--delta-base-offset", "-q"]
     args += ([] if deltas else ["--window=0"]) + (["--thin"] if thin else [])
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run(["git", *args], cwd=str(repo), env=git.git_env(), input=revs.encode(),
