@@ -8,7 +8,6 @@ transport errors with the identical command).
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -123,10 +122,3 @@ class RunQueue:
     def active_run_id(self) -> Optional[str]:
         active = self._active
         return active.run_id if active is not None else None
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no run is active (for shutdown); True if idle."""
-        deadline = time.monotonic() + timeout
-        while self._active is not None and time.monotonic() < deadline:
-            self._active.finished.wait(max(0.0, deadline - time.monotonic()))
-        return self._active is None
