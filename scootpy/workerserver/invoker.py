@@ -178,8 +178,10 @@ class Invoker:
             return done.state(RunState.ABORTED)
         self.metrics.observe("workerUploadLatency_ms", time.monotonic() - began)
         snap, error = job.value
+        if isinstance(error, FilerError):
+            return done.failed(error.exit_code, str(error))
         if error is not None:
-            return done.failed(getattr(error, "exit_code", POST_EXEC_FAILURE), str(error))
+            return done.failed(POST_EXEC_FAILURE, f"error ingesting results: {error}")
         out, err = (f"{snap}/STDOUT", f"{snap}/STDERR") if cmd.snapshot_id else (logs.stdout.uri, logs.stderr.uri)
         return done.complete(snap, result.exit_code, result.error, out, err)
 
@@ -194,7 +196,7 @@ def _caught(step: Callable, *args: object) -> tuple:
 
 def _go_os_error(e: OSError) -> str:
     """``open <path>: <reason>``, as Go prints a failed file creation."""
-    reason = (e.strerror or str(e))
+    reason = e.strerror or str(e)
     return f"open {e.filename}: {reason[:1].lower()}{reason[1:]}" if e.filename else reason
 
 
