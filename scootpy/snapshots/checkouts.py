@@ -68,7 +68,8 @@ class CheckoutCache:
                     self.repo, env)
             if self.max_bytes > 0:
                 entry.signature = signature(path)
-                entry.size = self._size(entry)
+                if entry.signature is not None:
+                    entry.size = self._size(entry)
         except BaseException:
             self._remove(entry)
             raise
@@ -82,6 +83,11 @@ class CheckoutCache:
             entry = self._live.pop(str(path), None)
         if entry is None:
             return False
+        if self.max_bytes > 0 and not entry.size:
+            try:
+                entry.size = self._size(entry)
+            except git.GitError:
+                entry.size = 0
         if 0 < entry.size <= self.max_bytes and self._pristine(entry):
             with self._lock:
                 self._parked[str(entry.path)] = entry
