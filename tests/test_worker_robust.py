@@ -247,3 +247,17 @@ def test_processes_escaping_the_group_are_killed_too(procs, tmp_path):
 def _sleeping(seconds) -> bool:
     out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
     return any(f"sleep {s}" in line and not line.startswith("Z") for line in out.splitlines() for s in seconds)
+
+
+def test_unwritable_store_fails_250_and_recovers(procs, tmp_path):
+    w = start_worker(procs, tmp_path, with_fixture_bundles=False)
+    with w.client() as c:
+        bundles = w.store / "bundles"
+        bundles.rmdir()
+        bundles.write_text("not a directory")
+        done = run_and_wait(c, argv=["sh", "-c", "echo unique $$"])
+        assert (done.status, done.exitCode) == (S.FAILED, 250)
+        assert done.error.startswith("error ingesting results: ") and done.outUri
+        bundles.unlink()
+        bundles.mkdir()
+        assert run_and_wait(c, argv=["sh", "-c", "echo again $$"]).status == S.COMPLETE
