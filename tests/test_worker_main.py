@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 import time
 import urllib.error
 import urllib.request
@@ -176,3 +177,16 @@ def test_abort_before_the_run_starts_runs_nothing(tmp_path):
     run_id = queue.run(RunCommand(argv=["touch", str(marker)])).run_id
     assert queue.abort(run_id).state == RunState.ABORTED
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_output_files_are_bounded(tmp_path):
+    from scootpy.workerserver.outputs import OutputCreator
+
+    outputs = OutputCreator(str(tmp_path / "out"), "h:1", hostname="box", max_files=3)
+    made = [outputs.create(f"{i}-stdout") for i in range(5)]
+    for out in made:
+        out.close()
+    assert made[4].uri == f"http://h:1/output//4-stdout?file=file://box{made[4].path}"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(Path(m.path).name for m in made[2:])
+    assert outputs.lookup("1-stdout") is None and outputs.lookup("4-stdout") == made[4].path
+    assert outputs.lookup(Path(made[3].path).name) == made[3].path
