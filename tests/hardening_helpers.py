@@ -46,13 +46,21 @@ def start_scheduler(procs, tmp_path: Path, config: Dict[str, Any]) -> SchedulerP
     return SchedulerProc(proc, thrift, http, log)
 
 
+# Schedulers of the ``local`` cluster type (other tests on this machine) adopt every workerserver whose
+# command line matches ``workerserver.*thrift_addr(?: +|=)(\S*)``, and their readiness probe aborts the
+# runs it finds. The greedy ``.*`` takes the last match, so a trailing (unused) ``-repo`` value ending in
+# ``thrift_addr=`` makes the capture empty and hides these workers from ps discovery.
+HIDE_FROM_PS_DISCOVERY = ("-repo", "hidden-from-ps-discovery thrift_addr=")
+
+
 def start_workers(procs, tmp_path: Path, count: int) -> List[WorkerProc]:
-    """``count`` real ``workerserver`` processes, each with its own directory under ``tmp_path``."""
+    """``count`` real ``workerserver`` processes, each with its own directory under ``tmp_path``, that
+    no ps-discovering scheduler on this machine can adopt."""
     workers = []
     for i in range(count):
         home = tmp_path / f"worker{i}"
         home.mkdir()
-        workers.append(start_worker(procs, home, with_fixture_bundles=False))
+        workers.append(start_worker(procs, home, *HIDE_FROM_PS_DISCOVERY, with_fixture_bundles=False))
     return workers
 
 
