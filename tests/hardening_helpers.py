@@ -47,7 +47,7 @@ def start_scheduler(procs, tmp_path: Path, config: Dict[str, Any]) -> SchedulerP
 
 
 # Schedulers of the ``local`` cluster type (other tests on this machine) adopt every workerserver whose
-# command line matches ``workerserver.*thrift_addr(?: +|=)(\S*)``, and their readiness probe aborts the
+# command line matches ``workerserver.*thrift_addr(?: +|=)([^ ]*)``, and their readiness probe aborts the
 # runs it finds. The greedy ``.*`` takes the last match, so a trailing (unused) ``-repo`` value ending in
 # ``thrift_addr=`` makes the capture empty and hides these workers from ps discovery.
 HIDE_FROM_PS_DISCOVERY = ("-repo", "hidden-from-ps-discovery thrift_addr=")
