@@ -97,9 +97,11 @@ class Scheduler:
         self._ask("kill", job_id)
 
     def offline_worker(self, node_id: str) -> None:
+        """Take a healthy node out of service (§2.4); raises SchedulerError with the reference's text."""
         self._ask("offline", node_id)
 
     def reinstate_worker(self, node_id: str) -> None:
+        """Return an offlined node to service (§2.5); raises SchedulerError with the reference's text."""
         self._ask("reinstate", node_id)
 
     def node_updates(self, updates: list) -> None:
@@ -113,11 +115,13 @@ class Scheduler:
         self.wake.set()
 
     def current_tasks(self) -> int:
+        """Tasks of jobs in progress that are not completed (running + waiting), as GetSchedulerStatus counts."""
         return sum(j.num_tasks - j.num_completed for j in self.jobs.values())
 
     # --- The loop ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Run the loop in a greenlet."""
         self._greenlet = gevent.spawn(self.run)
 
     def stop(self) -> None:
@@ -143,6 +147,7 @@ class Scheduler:
                 gevent.sleep(0.01)
 
     def step(self, now: Optional[float] = None) -> None:
+        """One pass: admit and add jobs, apply node changes, process results, end, kill and schedule."""
         now = time.monotonic() if now is None else now
         started = time.monotonic()
         self._answer_requests(("check",))

@@ -12,6 +12,7 @@ def _check_admin(scheduler: Any, requestor: str, action: str) -> None:
 
 
 def offline_worker(scheduler: Any, req: Any) -> None:
+    """OfflineWorker: a null request is a no-op; otherwise admin check, then offline on the loop."""
     if req is None:
         return
     _check_admin(scheduler, req.requestor, "offline")
@@ -19,6 +20,7 @@ def offline_worker(scheduler: Any, req: Any) -> None:
 
 
 def reinstate_worker(scheduler: Any, req: Any) -> None:
+    """ReinstateWorker: a null request is a no-op; otherwise admin check, then reinstate on the loop."""
     if req is None:
         return
     _check_admin(scheduler, req.requestor, "reinstate")
