@@ -353,9 +353,9 @@ class Scheduler:
     def _schedule_tasks(self) -> None:
         if not self.jobs or self.cluster.num_free() == 0:
             return
-        assignments, groups = get_task_assignments(
-            list(self.jobs.values()), self.requestors, self.cluster.groups, self.cluster.usable, len(self.cluster.healthy),
-            self.cluster.num_free())
+        cluster = self.cluster
+        assignments, groups = get_task_assignments(list(self.jobs.values()), self.requestors, cluster.groups,
+                                                   cluster.usable, len(cluster.healthy), cluster.num_free())
         if groups is None:
             return
         self.cluster.set_groups(groups)
