@@ -197,3 +197,29 @@ def test_worker_survives_mutated_calls(procs, tmp_path):
     assert outcomes["closed"] > 0 and outcomes["reply"] + outcomes["exception"] > 0
     assert after - before < RSS_GROWTH_MIB
     assert "Traceback" not in w.log.read_text()
+
+
+def test_scheduler_serves_honest_clients_while_hundreds_of_peers_stall(procs, tmp_path):
+    config = {"Cluster": {"Type": "memory", "Count": 2}, "Workers": {"Type": "local"}, "SagaLog": {"Type": "memory"}}
+    sched = start_scheduler(procs, tmp_path, config)
+    calls = recorded_calls("scootapi-scheduler")
+    rng = random.Random(SEED)
+    scheduler_works(sched)
+    before = rss_mib(sched.proc.pid)
+    stalled = []
+    try:
+        for i in range(400):  # silent peers, and peers stuck inside a message
+            sock = socket.create_connection(("127.0.0.1", sched.thrift), timeout=10)
+            if i % 2:
+                message = rng.choice(list(calls.values()))
+                sock.sendall(message[:rng.randrange(1, len(message))])
+            stalled.append(sock)
+        scheduler_works(sched)
+        during = rss_mib(sched.proc.pid)
+    finally:
+        for sock in stalled:
+            sock.close()
+    scheduler_works(sched)
+    print(f"\nscheduler with 400 stalled peers: RSS {before:.1f} -> {during:.1f} MiB")
+    assert during - before < RSS_GROWTH_MIB
+    assert sched.proc.poll() is None
