@@ -137,7 +137,7 @@ def test_scheduler_survives_mutated_calls(procs, tmp_path):
     calls = recorded_calls("scootapi-scheduler")
     assert len(calls) == 6
     scheduler_works(sched)
-    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=SEED, probe=SCHED_PROBE)  # warm-up: first use of the code paths
+    barrage(sched.thrift, scoot.CloudScoot, calls, 40, seed=SEED, probe=SCHED_PROBE)  # warm-up: first use
     before = rss_mib(sched.proc.pid)
     outcomes = barrage(sched.thrift, scoot.CloudScoot, calls, MUTATIONS, seed=SEED + 1, probe=SCHED_PROBE)
     bad = job_of([[b"echo\xff"]], requestor="sanity")
