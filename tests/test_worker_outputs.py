@@ -72,6 +72,8 @@ def test_stdout_stderr_exit0_files_and_output_snapshot(w, client, tmp_path):
     files = logs_of(done)
     want = golden("stdout-stderr-exit0")
     assert {k: normalize(v) for k, v in files.items()} == {k: normalize(v) for k, v in want.items()}
+    go_time = re.compile(rb"\nDate: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,9})? [+-]\d{4} \S+ m=\+\d+\.\d{9}\n")
+    assert go_time.search(want["STDOUT"]) and go_time.search(files["STDOUT"])
     header = files["STDOUT"].split(b"\n")[5].decode()
     assert header.startswith(f"Out: {done.outUri}\tErr: {done.errUri}\tOutErr: http://{w.http_addr}/output//0-stdlog?")
     tree = done.snapshotId.split("-")[2]
