@@ -1,6 +1,7 @@
 """The scheduler's status page in a real headless Chromium while jobs run on real workers: the page's script
 polls ``/status.json`` and renders jobs (status, progress, requestor), the first job's tasks (state, worker,
-stdout/stderr links that work) and the workers; a second load shows the state after the jobs were killed."""
+stdout/stderr links that work) and the workers, showing hostile names as text; a second load shows the
+state after the jobs were killed."""
 
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ from tests.test_worker_support import poll
 pytestmark = pytest.mark.timeout(120)
 
 CHROMIUM = shutil.which("chromium")
+# Names a hostile client may choose; the page must show them as text, never run them.
+HOSTILE_REQUESTOR = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+HOSTILE_TASK = "<b>bold</b>&amp;"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -31,9 +35,11 @@ class Tables(HTMLParser):
         self.texts: Dict[str, str] = {}
         self._table = self._row = self._cell = self._link = None
         self._text_id = None
+        self.tags: Dict[str, int] = {}
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         a = dict(attrs)
+        self.tags[tag] = self.tags.get(tag, 0) + 1
         if tag == "table":
             self._table = self.tables.setdefault(a.get("id", ""), [])
         elif tag == "tr" and self._table is not None:
@@ -42,8 +48,8 @@ class Tables(HTMLParser):
             self._cell = []
         elif tag == "a" and self._cell is not None:
             self._link = {"href": a.get("href"), "text": ""}
-        elif a.get("id") in ("summary", "error", "tasks-title"):
-            self._text_id = a["id"]
+        elif a.get("id") in ("summary", "error", "tasks-title") or tag == "title":
+            self._text_id = a.get("id", tag)
             self.texts[self._text_id] = ""
 
     def handle_endtag(self, tag: str) -> None:
@@ -59,7 +65,7 @@ class Tables(HTMLParser):
             self._row = None
         elif tag == "table":
             self._table = None
-        elif tag in ("div", "h2"):
+        elif tag in ("div", "h2", "title"):
             self._text_id = None
 
     def handle_data(self, data: str) -> None:
@@ -102,7 +108,7 @@ def test_status_page_shows_jobs_tasks_and_workers(procs, tmp_path):
         job_a = job_of([["#! sim execer", "pause"]] + quick, requestor="page-user", tag="page-tag")
         a = client.RunJob(job_a).id
         status_a = poll(lambda: _settled(client.GetStatus(a), 3), timeout=60, interval=0.05, what="3 of 4 done")
-        b = client.RunJob(job_of([["#! sim execer", "pause"]], requestor="other-user", prefix="b")).id
+        b = client.RunJob(job_of([["#! sim execer", "pause"]], requestor=HOSTILE_REQUESTOR, prefix=HOSTILE_TASK)).id
         poll(lambda: _settled(client.GetStatus(b), 0), timeout=60, interval=0.05, what="job b running")
 
         page = render(procs, f"http://127.0.0.1:{sched.http}/")
@@ -112,7 +118,9 @@ def test_status_page_shows_jobs_tasks_and_workers(procs, tmp_path):
         assert set(jobs) == {a, b}
         assert jobs[a]["cells"][:4] == [a, "IN_PROGRESS", "3/4 (1 running)", "page-user"]
         assert jobs[a]["cells"][4:6] == ["page-tag", "0"]
-        assert jobs[b]["cells"][:4] == [b, "IN_PROGRESS", "0/1 (1 running)", "other-user"]
+        assert jobs[b]["cells"][:4] == [b, "IN_PROGRESS", "0/1 (1 running)", HOSTILE_REQUESTOR]
+        assert page.texts["title"] == "Scoot scheduler" and "img" not in page.tags and "b" not in page.tags
+        assert page.tags["script"] == 1  # the page's own
 
         assert page.texts["tasks-title"] == f"Tasks of {a}"
         tasks = by_attr(page.tables["tasks"], "data-task")
@@ -131,7 +139,7 @@ def test_status_page_shows_jobs_tasks_and_workers(procs, tmp_path):
         shown = by_attr(page.tables["workers"], "data-worker")
         assert set(shown) == addrs
         assert {row["cells"][1] for row in shown.values()} == {"healthy"}
-        assert sorted(row["cells"][2] for row in shown.values()) == sorted([f"{a}/t000", f"{b}/b000"])
+        assert sorted(row["cells"][2] for row in shown.values()) == sorted([f"{a}/t000", f"{b}/{HOSTILE_TASK}000"])
 
         client.KillJob(a)
         client.KillJob(b)
