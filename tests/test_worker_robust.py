@@ -237,7 +237,7 @@ def test_processes_escaping_the_group_are_killed_too(procs, tmp_path):
         time.sleep(0.3)
         started = time.monotonic()
         assert c.Abort(reply.runId).status == S.ABORTED
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 5
         assert poll(lambda: not _sleeping(("77", "78")), timeout=5, what="escaped processes to be gone")
         done = run_and_wait(c, argv=["sh", "-c", "setsid sleep 79 >/dev/null 2>&1 & echo left"])
         assert done.status == S.COMPLETE
