@@ -151,12 +151,12 @@ def test_flooding_output_is_streamed_without_starving_the_hub():
 
     t = gevent.spawn(ticker)
     started = time.monotonic()
-    proc = OsExecer().exec(["head", "-c", str(200 << 20), "/dev/zero"], {}, "/",
+    proc = OsExecer().exec(["head", "-c", str(1 << 30), "/dev/zero"], {}, "/",
                            lambda d: received.__setitem__(0, received[0] + len(d)), lambda d: None)
     finish(proc, timeout=30)
     duration = time.monotonic() - started
     t.kill()
-    assert received[0] == 200 << 20
+    assert received[0] == 1 << 30
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     # A pump that never yielded would leave one gap as long as the whole flood.
     assert len(ticks) > 3 and max(gaps) < max(0.25, duration / 2)
