@@ -255,3 +255,18 @@ def test_allow_from_refuses_other_peers(procs, tmp_path):
     with pytest.raises(Exception):
         client.GetSchedulerStatus()
     client.close()
+
+
+def test_task_ids_the_file_log_cannot_store_are_refused_at_run_job(procs, tmp_path):
+    config = {"Cluster": {"Type": "memory", "Count": 1}, "SagaLog": {"Type": "file", "Directory": "sagas"}}
+    thrift, http = free_port(), free_port()
+    proc = procs.start([binary("scheduler"), "-thrift_addr", f"127.0.0.1:{thrift}", "-http_addr",
+                        f"127.0.0.1:{http}", "-config", json.dumps(config), "-log_level", "error"], cwd=str(tmp_path))
+    wait_port(thrift, proc=proc)
+    client = ThriftClient(scoot.CloudScoot, f"127.0.0.1:{thrift}", timeout=30)
+    with pytest.raises(TApplicationException, match="^Internal error processing RunJob: task id 'a/b' cannot be "
+                                                    "stored in the file saga log"):
+        client.RunJob(job(task("ok"), task("a/b")))
+    assert client.GetSchedulerStatus().currentTasks == 0
+    job_id = client.RunJob(job(task("fine"))).id
+    wait_for(lambda: completed(client, job_id), 30, "completion")

@@ -106,7 +106,10 @@ class TaskRunner:
         if not outcome.infra and self.on_worker_free is not None:
             self.on_worker_free(self)  # the worker is done with us: it may take work while EndTask is written
         if not self._writes.get():
-            return TryResult(RunStatus(RunState.FAILED, error="StartTask could not be logged"), final=False)
+            # As in the reference, a try whose StartTask cannot be logged ends without records once its
+            # retries are used up (the task then shows NOT_STARTED); before that it is retried.
+            return TryResult(RunStatus(RunState.FAILED, error="StartTask could not be logged"),
+                             final=self.final_on_failure)
         return self._finish(outcome)
 
     def _log_after_previous(self, status: RunStatus) -> None:
