@@ -1,6 +1,6 @@
 """SIGKILL of real workers during a 200-task job: the scheduler (static cluster of five real ``workerserver``
-processes) re-runs the tries lost with the killed workers on the survivors, and every task ends COMPLETED
-with the command's own result."""
+processes, file saga log) re-runs the tries lost with the killed workers on the survivors, every task ends
+COMPLETED with the command's own result, and the saga log holds exactly one EndTask per task."""
 
 import os
 import random
@@ -12,6 +12,10 @@ import gevent
 import pytest
 
 from scootpy.idl import scoot
+from scootpy.runs import RunState
+from scootpy.sched.saga.codec import decode_run_status
+from scootpy.sched.saga.file import FileSagaLog
+from scootpy.sched.saga.log import MessageType
 from tests.hardening_helpers import job_of, start_scheduler, start_workers, wait_job
 
 pytestmark = pytest.mark.timeout(150)
@@ -19,12 +23,13 @@ pytestmark = pytest.mark.timeout(150)
 TASKS = 200
 WORKERS = 5
 KILLS = 2
+SAGA_DIR = ".scootdata/filesagalog"
 
 
 def chaos_config(addrs):
     return {"Cluster": {"Type": "static", "Workers": addrs},
             "Workers": {"Type": "rpc", "PollingPeriod": "50ms"},
-            "SagaLog": {"Type": "memory"},
+            "SagaLog": {"Type": "file", "Directory": SAGA_DIR},
             "SchedulerConfig": {"InfraRetriesPerTask": 4, "RunnerRetryTimeout": "1s",
                                 "RunnerRetryInterval": "100ms", "ReadyFnBackoff": "500ms",
                                 "WorkerRpcTimeout": "5s"}}
@@ -73,7 +78,24 @@ def test_sigkill_of_workers_during_a_200_task_job(procs, tmp_path):
     retried = sum(log.count(f"try failed, will retry: worker {addr}") for addr, _ in killed)
     assert retried >= 1, "no try was lost with a killed worker"
     assert "Traceback" not in log and "level=error" not in log
+    check_saga(tmp_path, job_id, set(status.taskData))
     print(f"\nchaos (seed {seed}): {TASKS} tasks on {WORKERS} workers, SIGKILLed {killed} "
           f"(address, tasks done), {retried} tries lost and re-run, all COMPLETE exit 0 in {elapsed:.1f}s "
           f"({TASKS / elapsed:.0f} tasks/s); "
           f"tasks per worker HTTP address {dict(ran_on)}")
+
+
+def check_saga(cwd, job_id: str, task_ids: set) -> None:
+    """The job's saga: StartSaga first, EndSaga last, and per task one EndTask (COMPLETE, exit 0) after its
+    StartTasks (one or more: a lost try leaves its StartTask behind)."""
+    messages = FileSagaLog(SAGA_DIR, cwd=str(cwd)).get_messages(job_id)  # data paths are relative to cwd
+    assert messages[0].type == MessageType.START_SAGA and messages[-1].type == MessageType.END_SAGA
+    ended = {}
+    for m in messages[1:-1]:
+        assert m.task_id in task_ids and m.task_id not in ended, m
+        if m.type == MessageType.END_TASK:
+            ended[m.task_id] = decode_run_status(m.data)
+        else:
+            assert m.type == MessageType.START_TASK, m
+    assert set(ended) == task_ids
+    assert {(s.state, s.exit_code) for s in ended.values()} == {(RunState.COMPLETE, 0)}
