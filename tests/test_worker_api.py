@@ -97,6 +97,8 @@ def test_signal_death_is_complete_minus_one(client):
 
 def test_sim_runner_language(client):
     assert run_and_wait(client, argv=["#! sim execer", "complete 42"]).exitCode == 42
+    assert run_and_wait(client, argv=["#! sim execer", "complete 4294967297"]).exitCode == 1
+    assert run_and_wait(client, argv=["#! sim execer", "complete -7"]).exitCode == -7
     assert run_and_wait(client, argv=["#! sim execer", "sleep 1", "complete 5"]).exitCode == 0
     bad = run_and_wait(client, argv=["#! sim execer", "complete x"])
     assert bad.error == 'could not exec: error parsing <n> in complete <n>:strconv.Atoi: parsing "x": invalid syntax'

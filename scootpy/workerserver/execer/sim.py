@@ -31,6 +31,11 @@ def go_atoi(text: str) -> int:
     return value
 
 
+def _int32(value: int) -> int:
+    """Wrap to a signed 32-bit value, as Go's ``int32(x)`` does when the exit code goes on the wire."""
+    return (value + 2 ** 31) % 2 ** 32 - 2 ** 31
+
+
 @dataclass(frozen=True)
 class Step:
     op: str
@@ -69,7 +74,7 @@ class SimProcess:
             if self.ended.is_set():
                 return
             if step.op == "complete":
-                self._finish(ProcessStatus(ExecState.COMPLETE, exit_code=step.number))
+                self._finish(ProcessStatus(ExecState.COMPLETE, exit_code=_int32(step.number)))
             elif step.op == "sleep":
                 gevent.sleep(max(0, step.number) / 1000.0)
                 self._finish(ProcessStatus(ExecState.COMPLETE))
