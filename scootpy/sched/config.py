@@ -66,6 +66,7 @@ class SchedulerConfig:
     max_lost: float = 60.0
     poll_start: float = 0.005
     poll_fast: float = 0.03
+    running_record_after: float = 0.05
     poll_max: float = 0.25
     tick: float = 0.25
 
