@@ -418,3 +418,31 @@ def test_node_without_a_client_is_suspended_and_the_task_runs_elsewhere(make):
     h.wait_done(job_id)
     assert "n0" in h.sched.cluster.suspended and h.sched.cluster.num_running == 0
     assert "n0" in h.sched.cluster.groups[""].idle
+
+
+def test_task_on_an_offlined_node_finishes_and_is_recorded_normally(make):
+    w = Worker("n0", mode="pause")
+    h = make([w])
+    h.wait(lambda: "n0" in h.sched.cluster.healthy)
+    job_id = h.submit(tasks(1))
+    h.wait(lambda: "query" in w.calls)
+    h.sched.offline_worker("n0")
+    w.runs["0"] = RunStatus(RunState.COMPLETE, run_id="0", exit_code=7, task_id="t0")
+    h.wait_done(job_id)
+    assert h.end_tasks(job_id)["t0"].exit_code == 7
+    assert h.sched.cluster.num_running == 0 and "n0" in h.sched.cluster.offlined
+
+
+def test_lost_node_mid_task_fails_fast_and_the_task_reruns_elsewhere(make):
+    lost, good = Worker("n0", mode="pause"), Worker("n1")
+    config = SchedulerConfig(**{**FAST.__dict__, "runner_retry_timeout": 60.0, "runner_retry_interval": 0.01})
+    h = make([lost, good], config)
+    h.wait(lambda: len(h.sched.cluster.healthy) == 2)
+    h.sched.offline_worker("n1")
+    job_id = h.submit(tasks(1))
+    h.wait(lambda: "query" in lost.calls)
+    lost.mode = "unreachable"
+    h.sched.node_updates([NodeUpdate("remove", "n0")])
+    h.sched.reinstate_worker("n1")
+    h.wait_done(job_id, timeout=5)
+    assert h.end_tasks(job_id)["t0"].state == RunState.COMPLETE and "run:t0" in good.calls
