@@ -221,6 +221,8 @@ def test_ingest_bad_paths(tmp_path, make_db):
     with pytest.raises(SnapshotError, match="not a valid commit: nope"):
         make_repo(tmp_path / "r")
         db.ingest_git_commit(tmp_path / "r", "nope")
+    with pytest.raises(SnapshotError, match="not a valid commit: --all, a commit may not start with '-'"):
+        db.ingest_git_commit(tmp_path / "r", "--all")
 
 
 def test_checkout_errors(tmp_path, make_db, store):

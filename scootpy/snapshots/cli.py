@@ -169,6 +169,8 @@ def publish_git_bundle(ctx: click.Context, basis: str, ref: str, ttl: str, outpu
     db = open_db(ctx)
     if not basis or not ref:
         raise CliError("Create bundle command requires a basis and reference")
+    if basis.startswith("-") or ref.startswith("-"):
+        raise CliError("--basis and --ref may not start with '-'")
     if output not in OUTPUT_TYPES:
         raise CliError('Output type must be one of: ["location" "snapshot-id"]')
     try:

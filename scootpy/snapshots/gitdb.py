@@ -117,8 +117,10 @@ class GitDB:
     def ingest_git_commit(self, repo_dir: Union[str, Path], commit: str) -> str:
         """Snapshot ``commit`` (any commit-ish) of the repository ``repo_dir``."""
         try:
-            sha = git.run_sha(["rev-parse", "--verify", f"{commit}^{{commit}}"], repo_dir)
-        except git.GitError as exc:
+            if commit.startswith("-"):
+                raise SnapshotError("a commit may not start with '-'")
+            sha = git.run_sha(["rev-parse", "--verify", "--end-of-options", f"{commit}^{{commit}}"], repo_dir)
+        except SnapshotError as exc:
             raise SnapshotError(f"not a valid commit: {commit}, {exc}") from None
         self._move_commit(Path(repo_dir), self.repo, sha)
         return self._publish(Kind.GC, sha)
