@@ -27,12 +27,14 @@ class WorkerHandler:
         self.metrics.inc(f"handler/{counter}")
 
     def QueryWorker(self):
+        """Every run held (at most the latest one), ``initialized``, and an always-empty error."""
         self._contact("workerQueries")
         runs, initialized = self.queue.query()
         return worker.WorkerStatus(runs=[run_status_to_thrift(r) for r in runs], initialized=initialized,
                                    error="")
 
     def Run(self, cmd):
+        """PENDING with a new run id, or FAILED with the refusal text (never a Thrift error)."""
         started = time.monotonic()
         self._contact("runs")
         if cmd is None:  # a call without its argument: an empty command, which fails like one
@@ -46,11 +48,13 @@ class WorkerHandler:
         return run_status_to_thrift(status)
 
     def Abort(self, runId):
+        """The run's final status once it is over; UNKNOWN for ids not held."""
         self._contact("aborts")
         log.info("Abort run %r", runId)
         return run_status_to_thrift(self.queue.abort(runId or ""))
 
     def Erase(self, runId):
+        """Forget a finished run; anything else is ignored."""
         self._contact("clears")
         log.info("Erase run %r", runId)
         self.queue.erase(runId or "")

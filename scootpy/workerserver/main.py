@@ -55,6 +55,7 @@ STATS_INTERVAL_S = 0.5
 
 
 def build_flags() -> FlagSet:
+    """The reference workerserver's flags (plus ``-allow_from``), with its defaults."""
     fs = FlagSet("workerserver")
     fs.string("thrift_addr", "localhost:9092", "host:port to serve the Worker Thrift API on")
     fs.string("http_addr", "localhost:9093", "host:port to serve HTTP (health, metrics, run output) on")
@@ -196,6 +197,7 @@ class Worker:
 
 
 def parse_args(argv: Optional[list] = None) -> Tuple[FlagSet, SimpleNamespace]:
+    """Parse the command line Go-style; bad flags exit 2 with the usage."""
     fs = build_flags()
     ns = fs.parse(sys.argv[1:] if argv is None else argv)
     if ns.mem_cap < 0:
@@ -205,6 +207,7 @@ def parse_args(argv: Optional[list] = None) -> Tuple[FlagSet, SimpleNamespace]:
 
 
 def main() -> None:
+    """Console entry point of ``workerserver``."""
     fs, ns = parse_args()
     try:
         parse_level(ns.log_level)

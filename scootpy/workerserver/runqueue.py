@@ -114,11 +114,14 @@ class RunQueue:
             return status
 
     def erase(self, run_id: str) -> None:
+        """Forget ``run_id`` if it is done."""
         self.statuses.erase(run_id)
 
     def query(self) -> Tuple[List[RunStatus], bool]:
+        """The runs held and whether the worker is initialized; never waits."""
         return self.statuses.all(), self.initialized
 
     def active_run_id(self) -> Optional[str]:
+        """The id of the run in progress, if any."""
         active = self._active
         return active.run_id if active is not None else None

@@ -78,6 +78,7 @@ def _report(text: str, error: Optional[str]) -> None:
 
 
 def do_run(args: List[str], addr: str, snapshotid: str, timeout: float) -> None:
+    """``workercl run``: send ``args`` as a command (timeout in seconds, 0 = none)."""
     timeout_ns = int(round(timeout * 1e9))
     shown = command_string(RunCommand(argv=args, snapshot_id=snapshotid), timeout_text=go_duration_ns(timeout_ns))
     log.info("Calling run RPC to Cloud Worker:\n%s", shown)
@@ -88,12 +89,14 @@ def do_run(args: List[str], addr: str, snapshotid: str, timeout: float) -> None:
 
 
 def do_abort(args: List[str], addr: str, id: str) -> None:
+    """``workercl abort --id``."""
     log.info("Calling abort rpc to cloud worker%s", _go_list(args))
     reply, error = _call(addr, "Abort", id)
     _report(run_status_string(_status(reply)), error)
 
 
 def do_queryworker(args: List[str], addr: str) -> None:
+    """``workercl queryworker``."""
     log.info("Calling queryworker rpc to cloud worker%s", _go_list(args))
     reply, error = _call(addr, "QueryWorker")
     if reply is None:
@@ -108,6 +111,7 @@ def _status(reply: Any) -> RunStatus:
 
 
 def build() -> CobraGroup:
+    """The ``workercl`` command tree, in the reference's registration order."""
     root = CobraGroup("workercl", "workercl is a command-line client to Cloud Worker", [])
     root.add(CobraCommand("run", do_run, "runs a command", [
         _addr_flag(), GoFlag("snapshotid", "string", "", "snapshot/patch id."),
@@ -178,6 +182,7 @@ def execute(argv: List[str]) -> int:
 
 
 def main() -> None:
+    """Console entry point of ``workercl``."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(execute(sys.argv[1:]))

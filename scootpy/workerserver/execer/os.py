@@ -169,6 +169,7 @@ class OsExecer:
         self.metrics = metrics
 
     def exec(self, argv: List[str], env: Dict[str, str], cwd: str, stdout: Sink, stderr: Sink) -> OsProcess:
+        """Start ``argv`` in ``cwd`` with ``env`` over the worker's environment, in a new process group."""
         if not argv:
             raise ExecError("No command specified.")
         path = _resolve(argv[0])
