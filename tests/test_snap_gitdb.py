@@ -361,6 +361,12 @@ def test_stream_checkout_fetches(upstream, make_db):
     db.release_checkout(co)
     with pytest.raises(SnapshotError, match="cannot update stream other: does not match stream sm"):
         db.checkout(f"stream-gc-other-{'b' * 40}")
+    with pytest.raises(SnapshotError, match="invalid ref '--upload-pack=touch x'"):
+        db.checkout(f"stream-gc-sm:--upload-pack=touch x-{'b' * 40}")
+    third = commit_files(up, {"file.txt": "third"}, "third")
+    co = db.checkout(f"stream-gc-sm:master-{third}")
+    assert open(os.path.join(co, "file.txt")).read() == "third", "a stream name may carry the ref to fetch"
+    db.release_checkout(co)
     with pytest.raises(SnapshotError, match="Stream backend not initialized."):
         make_db("plain").checkout(f"stream-gc-sm-{second}")
 

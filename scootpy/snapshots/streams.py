@@ -30,9 +30,12 @@ def update_stream(repo: Path, cfg: Optional[StreamConfig], name: str) -> None:
         raise SnapshotError(f"cannot update stream {name}: no streams configured")
     if not name.startswith(cfg.name):
         raise SnapshotError(f"cannot update stream {name}: does not match stream {cfg.name}")
-    args = ["fetch", "-q", cfg.remote]
+    args = ["fetch", "-q", "--end-of-options", cfg.remote]
     if name.startswith(cfg.name + ":"):
-        args.append(name[len(cfg.name) + 1:])
+        ref = name[len(cfg.name) + 1:]
+        if not ref or ref.startswith("-"):
+            raise SnapshotError(f"cannot update stream {name}: invalid ref {ref!r}")
+        args.append(ref)
     git.run(args, repo)
 
 
