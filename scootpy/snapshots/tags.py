@@ -32,4 +32,6 @@ def fetch_tag(repo: Path, cfg: Optional[TagsConfig], name: str, sha: str) -> Non
     if cfg is None or name != cfg.name:
         raise SnapshotError(f"cannot download tags-{name}-{sha}: tags backend named {name} is not registered "
                             f"(expected {cfg.name if cfg else 'none'})")
+    if any(c not in "0123456789abcdefABCDEF" for c in sha):
+        raise SnapshotError(f"cannot download tags-{name}-{sha}: not a hex sha")
     git.run(["fetch", "-q", cfg.remote, f"refs/tags/{cfg.prefix}/{sha}"], repo)
