@@ -192,3 +192,10 @@ def test_worker_flag_forms(tmp_path):
     assert store_for_worker_flag("") is None
     with pytest.raises(StoreError):
         HttpStore("ftp://nowhere")
+
+
+def test_names_are_quoted_in_urls(scripted):
+    server = scripted([400])
+    with pytest.raises(InvalidName):
+        HttpStore(server.url, backoff=0.01).open_read("bs-a b?.bundle")
+    assert len(server.requests) == 1 and server.requests[0][1] == "/bundle/bs-a b?.bundle"

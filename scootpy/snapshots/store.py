@@ -19,7 +19,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO, Dict, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from scootpy.snapshots.ids import SnapshotError
 
@@ -183,7 +183,7 @@ class HttpStore:
             try:
                 if body is not None:
                     body.seek(start)
-                conn.request(method, self._path + name, body=body, headers=headers or {})
+                conn.request(method, self._path + quote(name, safe=""), body=body, headers=headers or {})
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
