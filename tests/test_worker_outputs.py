@@ -150,6 +150,11 @@ def test_http_output_endpoints(w, client):
     assert status == 200 and body == path.read_bytes()
     status, headers, body = get(f"{base}/output/0-stdout?content=true", {"Range": "bytes=-12"})
     assert status == 206 and body == b"hello world\n"
+    status, _, body = get(f"{base}/output/0-stdout?content=true", {"If-Modified-Since": headers["Last-Modified"]})
+    assert (status, body) == (304, b"")
+    head = urllib.request.Request(f"{base}/output/0-stdout?content=true", method="HEAD")
+    with urllib.request.urlopen(head, timeout=10) as resp:
+        assert resp.status == 200 and resp.read() == b"" and int(resp.headers["Content-Length"]) == path.stat().st_size
     status, _, body = get(f"{base}/output/0-stdout")
     assert status == 200 and b"content=true" in body
     status, _, body = get(f"{base}/output/no-such-run")

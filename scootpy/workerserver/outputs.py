@@ -7,6 +7,7 @@ A URI looks like ``http://<http_addr>/output//0-stdout?file=file://<host>/tmp/sc
 """
 
 import collections
+import email.utils
 import html
 import logging
 import os
@@ -15,7 +16,6 @@ import random
 import re
 import socket
 import threading
-import time
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, quote
 
@@ -189,7 +189,14 @@ def _error(start_response: Callable, status: str, text: str) -> List[bytes]:
 
 def _serve_file(handle, environ: dict, start_response: Callable, headers: List[Tuple[str, str]]
                 ) -> Iterable[bytes]:
-    size = os.fstat(handle.fileno()).st_size
+    """The file's bytes with Range, If-Modified-Since and HEAD handled the way Go's ServeContent does."""
+    info = os.fstat(handle.fileno())
+    modified = email.utils.formatdate(int(info.st_mtime), usegmt=True)
+    if _not_modified(environ.get("HTTP_IF_MODIFIED_SINCE", ""), int(info.st_mtime)):
+        handle.close()
+        start_response("304 Not Modified", headers + [("Last-Modified", modified)])
+        return []
+    size = info.st_size
     start, end, status = 0, size, "200 OK"
     ranged = _RANGE.match(environ.get("HTTP_RANGE", "").strip())
     if ranged and (ranged.group(1) or ranged.group(2)):
@@ -205,11 +212,21 @@ def _serve_file(handle, environ: dict, start_response: Callable, headers: List[T
                            headers=headers + [("Content-Range", f"bytes */{size}")])
         status = "206 Partial Content"
         headers = headers + [("Content-Range", f"bytes {start}-{end - 1}/{size}")]
-    modified = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(os.fstat(handle.fileno()).st_mtime))
     start_response(status, headers + [("Content-Type", "text/plain; charset=utf-8"),
                                       ("Content-Length", str(end - start)), ("Accept-Ranges", "bytes"),
                                       ("Last-Modified", modified)])
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        handle.close()
+        return []
     return _read_range(handle, start, end)
+
+
+def _not_modified(since: str, mtime: int) -> bool:
+    try:
+        when = email.utils.parsedate_to_datetime(since) if since else None
+    except (TypeError, ValueError):
+        return False
+    return when is not None and when.tzinfo is not None and mtime <= when.timestamp()
 
 
 def _read_range(handle, start: int, end: int) -> Iterable[bytes]:
