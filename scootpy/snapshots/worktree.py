@@ -84,20 +84,18 @@ class WorkTree:
         objects may be dropped; return False (and change nothing) when the work tree is in use."""
         if not self._thread_lock.acquire(blocking=False):
             return False
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            finally:
-                os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._write_current("")
             git.run(["symbolic-ref", "HEAD", f"refs/heads/{CHECKOUT_BRANCH}"], self.repo)
             git.run(["update-ref", "-d", f"refs/heads/{CHECKOUT_BRANCH}"], self.repo)
             (self._git_dir / "index").unlink(missing_ok=True)
             return True
+        except BlockingIOError:
+            return False
         finally:
+            os.close(fd)
             self._thread_lock.release()
 
     def release(self) -> None:
