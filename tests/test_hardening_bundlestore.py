@@ -11,6 +11,8 @@ from collections import Counter
 import gevent
 import pytest
 
+from scootpy.snapshots.store import BUNDLE_NAME
+from tests.hardening_helpers import mutate
 from tests.procs import binary, free_port, wait_port
 from tests.snaphelp import GC_COMMIT, INPUT_ID, INPUT_TREE, SNAP_FIXTURES
 from tests.test_thriftrpc_hostile import rss_bytes
@@ -207,5 +209,40 @@ def test_many_concurrent_uploads_of_one_name(store_server):
     print(f"\n{len(uploads)} concurrent uploads of two names answered {dict(got)}")
     assert got["Successfully"] >= 2
     assert_store_intact(port, store, {NAME: BUNDLE, GC_NAME: gc_bundle})
+    assert proc.poll() is None
+    assert "Traceback" not in log.read_text()
+
+
+ANSWERS = {0, 200, 400, 404, 405, 411, 413, 414, 417, 431, 500, 501}
+
+
+def test_mutated_upload_requests(store_server):
+    """A few hundred randomly mutated raw upload requests: every one is answered or closed, the genuine
+    bundle stays as it was, and whatever got stored under a valid name is served back byte for byte."""
+    proc, port, store, log = store_server
+    genuine = (SNAP_FIXTURES / "bundles" / GC_NAME).read_bytes()
+    assert request(port, "POST", f"/bundle/{GC_NAME}", genuine)[0] == 200
+    upload = (f"POST /bundle/{GC_NAME} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+              f"X-Scoot-Expires: Tue, 01 Jun 2021 10:00:00 UTC\r\nContent-Length: {len(genuine)}\r\n\r\n"
+              ).encode() + genuine
+    other = upload.replace(GC_NAME.encode(), f"bs-{'1' * 40}.bundle".encode(), 1)
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    jobs = []
+    for _ in range(300):
+        kind, data = mutate(rng.choice([upload, other]), rng)
+        jobs.append((kind, gevent.spawn(lambda d=data: status_of(raw(port, d)))))
+        if len(jobs) % 16 == 0:
+            gevent.joinall([j for _, j in jobs[-16:]], timeout=60, raise_error=True)
+    gevent.joinall([j for _, j in jobs], timeout=60, raise_error=True)
+    codes = Counter(j.value for _, j in jobs)
+    print(f"\n300 mutated uploads (seed {seed}) answered {dict(sorted(codes.items()))}")
+    assert set(codes) <= ANSWERS, (seed, codes)
+    gevent.sleep(0.5)
+    names = os.listdir(store)
+    assert GC_NAME in names and not [n for n in names if n.startswith(".tmp-")], (seed, names)
+    assert all(BUNDLE_NAME.fullmatch(n) for n in names), (seed, names)
+    assert_store_intact(port, store, {n: (store / n).read_bytes() for n in names})
+    assert (store / GC_NAME).read_bytes() == genuine
     assert proc.poll() is None
     assert "Traceback" not in log.read_text()
