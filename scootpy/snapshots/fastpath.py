@@ -83,8 +83,11 @@ class FastIngester:
                 os.link(tmp, target)
             except FileExistsError:
                 pass
+            except OSError:
+                os.replace(tmp, target)
         finally:
-            os.unlink(tmp)
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
         return sha
 
 
