@@ -114,6 +114,11 @@ class FileStore:
                 return True
             except FileExistsError:
                 return False
+            except OSError:
+                if final.exists():
+                    return False
+                os.replace(tmp, final)
+                return True
         finally:
             tmp.unlink(missing_ok=True)
 
