@@ -1,6 +1,7 @@
 """SIGKILL of real workers during a 200-task job: the scheduler (static cluster of five real ``workerserver``
 processes, file saga log) re-runs the tries lost with the killed workers on the survivors, every task ends
-COMPLETED with the command's own result, and the saga log holds exactly one EndTask per task."""
+COMPLETED with the command's own result, and the saga log holds exactly one EndTask per task. A killed
+worker started again on its address is probed and used again."""
 
 import os
 import random
@@ -17,6 +18,8 @@ from scootpy.sched.saga.codec import decode_run_status
 from scootpy.sched.saga.file import FileSagaLog
 from scootpy.sched.saga.log import MessageType
 from tests.hardening_helpers import job_of, start_scheduler, start_workers, wait_job
+from tests.procs import wait_port
+from tests.test_worker_support import WorkerProc
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -99,3 +102,42 @@ def check_saga(cwd, job_id: str, task_ids: set) -> None:
             assert m.type == MessageType.START_TASK, m
     assert set(ended) == task_ids
     assert {(s.state, s.exit_code) for s in ended.values()} == {(RunState.COMPLETE, 0)}
+
+
+def restart(procs, w: WorkerProc) -> WorkerProc:
+    """Run a SIGKILLed worker's command line again: same addresses, same store, a fresh log."""
+    log = w.log.with_name(f"{w.log.stem}-restarted.log")
+    with open(log, "wb") as err:
+        proc = procs.start(list(w.proc.args), env={"TMPDIR": str(w.store.parent / "tmp")}, stderr=err)
+    wait_port(w.http, proc=proc)
+    wait_port(w.thrift, proc=proc)
+    return WorkerProc(proc, w.thrift, w.http, w.store, log)
+
+
+def test_a_killed_worker_restarted_on_its_address_gets_work_again(procs, tmp_path):
+    workers = start_workers(procs, tmp_path, 3)
+    sched = start_scheduler(procs, tmp_path, chaos_config([w.addr for w in workers]))
+    victim, state = workers[0], {}
+
+    def kill_then_restart(status):
+        done = sum(1 for s in status.taskStatus.values() if s == scoot.Status.COMPLETED)
+        if "killed" not in state and done >= 20:
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            victim.proc.wait(5)
+            state["killed"] = done
+        elif "killed" in state and "back" not in state and f"node {victim.addr}: suspended" in sched.log.read_text():
+            state["back"] = restart(procs, victim)
+            state["back_at"] = done
+
+    tasks = 150
+    with sched.client() as client:
+        job_id = client.RunJob(job_of([["sh", "-c", "sleep 0.05"]] * tasks, requestor="rejoin")).id
+        status = wait_job(client, job_id, timeout=120, on_poll=kill_then_restart, interval=0.02)
+    assert "back" in state, f"the job ended before the worker was restarted: {state}"
+    assert {(d.status, d.exitCode) for d in status.taskData.values()} == {(scoot.RunStatusState.COMPLETE, 0)}
+    runs_after = state["back"].log.read_text().count("Run argv=")
+    print(f"\nrejoin: worker {victim.addr} SIGKILLed after {state['killed']} of {tasks} tasks, restarted after "
+          f"{state['back_at']}, then ran {runs_after} tasks")
+    assert runs_after >= 1, "the restarted worker was never used again"
+    assert f"node {victim.addr}: healthy" in sched.log.read_text()
+    check_saga(tmp_path, job_id, set(status.taskData))
