@@ -50,6 +50,7 @@ _FIXED_WHEN = "1262304000 +0000"
 _FIXED_DATE = {"GIT_AUTHOR_DATE": _FIXED_WHEN, "GIT_COMMITTER_DATE": _FIXED_WHEN}
 _KNOWN_SHAS = 4096
 DEFAULT_OBJECT_CACHE_BYTES = 8 << 30
+SEND_WITHOUT_ASKING = 256 << 10
 
 
 def bundle_name(key: str) -> str:
@@ -165,19 +166,21 @@ class GitDB:
         return bundlestore_id(kind, sha, stream=stream_name)
 
     def _upload_once(self, kind: Kind, sha: str, basis: Optional[str], fast: Optional[FastTree]) -> None:
-        """Upload ``bs-<sha>.bundle`` unless the store already has it (the first upload wins anyway)."""
+        """Upload ``bs-<sha>.bundle`` unless the store already has it (the first upload wins anyway). A
+        small in-memory bundle is simply sent: asking first would cost as much as sending."""
         name = bundle_name(sha)
+        if fast is not None:
+            commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
+            data = bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)
+            if len(data) <= SEND_WITHOUT_ASKING or not self.store.exists(name):
+                self.store.write(name, io.BytesIO(data))
+            return
         if self.store.exists(name):
             return
         log.info("uploading %s to %s", name, self.store.root)
-        if fast is not None:
-            commit, body = wrapper_commit(sha, FS_WRAPPER_MESSAGE, git.IDENTITY, _FIXED_WHEN)
-            self.store.write(name, io.BytesIO(
-                bundle_bytes(commit, bundles.BUNDLE_REF, [("commit", commit, body)] + fast.objects)))
-        else:
-            tip = sha if kind is Kind.GC else git.run_sha(
-                ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
-            self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
+        tip = sha if kind is Kind.GC else git.run_sha(
+            ["commit-tree", sha, "-m", FS_WRAPPER_MESSAGE], self.repo, _FIXED_DATE)
+        self.upload_bundle(name, tip, deltas=kind is Kind.GC, basis=basis)
 
     def upload_bundle(self, name: str, tip: str, ttl: Optional[float] = None, deltas: bool = True,
                       basis: Optional[str] = None) -> None:
