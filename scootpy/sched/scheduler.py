@@ -18,7 +18,6 @@ import gevent
 import gevent.event
 
 from scootpy.metrics import Registry
-from scootpy.runs import RunCommand
 from scootpy.sched import kills, stats
 from scootpy.sched.admission import BasisHistory, apply_requestor_rules, check_admission
 from scootpy.sched.assign import get_task_assignments
@@ -27,12 +26,12 @@ from scootpy.sched.config import SchedulerConfig
 from scootpy.sched.definitions import Job, JobDefinition
 from scootpy.sched.job_state import JobState, TaskState
 from scootpy.sched.readiness import probe_until_ready
-from scootpy.sched.task_runner import TaskRunner, TryResult
+from scootpy.sched.task_runner import TaskRunner, TryResult, run_command
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 120.0
-MAX_TIMEOUT_MS = 2**31 - 1
+KILL_WAIT_S = 10.0
 
 
 class SchedulerError(Exception):
@@ -81,7 +80,10 @@ class Scheduler:
         request = _Request(kind, arg, gevent.event.AsyncResult())
         self._requests.append(request)
         self.wake.set()
-        return request.result.get(timeout=REQUEST_TIMEOUT_S)
+        try:
+            return request.result.get(timeout=REQUEST_TIMEOUT_S)
+        except gevent.Timeout:
+            raise SchedulerError(f"the scheduler did not answer within {REQUEST_TIMEOUT_S:g}s") from None
 
     def check_job(self, definition: JobDefinition) -> None:
         """Run RunJob's admission checks on the loop; raises SchedulerError with the reference's text."""
@@ -93,8 +95,12 @@ class Scheduler:
         self.wake.set()
 
     def kill_job(self, job_id: str) -> None:
-        """Kill a job (§3.4); returns once NotStarted tasks are recorded ABORTED and runners are told."""
-        self._ask("kill", job_id)
+        """Kill a job (§3.4); returns once its runners are told and its waiting tasks are recorded ABORTED.
+
+        For a huge job the records may take longer than ``KILL_WAIT_S``; the call then returns first and
+        the writing goes on.
+        """
+        self._ask("kill", job_id).wait(KILL_WAIT_S)
 
     def offline_worker(self, node_id: str) -> None:
         """Take a healthy node out of service (§2.4); raises SchedulerError with the reference's text."""
@@ -314,7 +320,9 @@ class Scheduler:
         elif job.killed:
             request.result.set_exception(SchedulerError(kills.already_killed_text(job.id)))
         else:
-            self._kill(job, request.result)
+            written = gevent.event.AsyncResult()
+            self._kill(job, written)
+            request.result.set(written)
 
     def _kill_internal(self) -> None:
         while self._internal_kills:
@@ -364,11 +372,7 @@ class Scheduler:
 
     def _start_try(self, job: JobState, task: TaskState, node_id: str) -> None:
         c = self.config
-        command = task.definition.command
-        timeout_s = command.timeout_ms / 1000.0 if command.timeout_ms else c.default_task_timeout
-        cmd = RunCommand(argv=list(command.argv), env=dict(command.env), snapshot_id=command.snapshot_id,
-                         timeout_ms=max(-MAX_TIMEOUT_MS, min(MAX_TIMEOUT_MS, int(timeout_s * 1000))),
-                         job_id=job.id, task_id=task.task_id, tag=job.tag)
+        cmd, timeout_s = run_command(job.id, job.tag, task.definition, c.default_task_timeout)
         try:
             client = self.worker_client(node_id)
         except Exception as e:
@@ -385,7 +389,7 @@ class Scheduler:
             on_done=lambda r, result: self.post(lambda: self._task_done(job, task, node_id, result)),
             on_worker_free=lambda r: self.post(lambda: self._release_node(r, node_id)))
         task.times_tried += 1
-        self.cluster.task_scheduled(node_id, job.id, task.task_id, command.snapshot_id)
+        self.cluster.task_scheduled(node_id, job.id, task.task_id, cmd.snapshot_id)
         job.task_started(task.task_id, node_id, runner)
         self.metrics.inc("scheduledTasksCounter")
         greenlet = gevent.spawn(runner.run)

@@ -19,6 +19,7 @@ import gevent.event
 from scootpy.runs import RunCommand, RunState, RunStatus
 from scootpy.sched.cluster.client import WorkerUnreachable
 from scootpy.sched.config import SchedulerConfig
+from scootpy.sched.definitions import TaskDefinition
 from scootpy.sched.kills import USER_REQUESTED
 from scootpy.sched.saga.codec import encode_run_status
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_TRAILER = " -> Error(s) encountered, canceling task."
 END_TASK_RETRIES = 10
+MAX_TIMEOUT_MS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,15 @@ class _Outcome:
     user_abort: bool = False
     error: Optional[str] = None
     infra: bool = False
+
+
+def run_command(job_id: str, tag: str, task: TaskDefinition, default_timeout_s: float) -> Tuple[RunCommand, float]:
+    """The RunCommand for one try of ``task`` and its timeout in seconds (task's own, else the default)."""
+    command = task.command
+    timeout_s = command.timeout_ms / 1000.0 if command.timeout_ms else default_timeout_s
+    timeout_ms = max(-MAX_TIMEOUT_MS, min(MAX_TIMEOUT_MS, int(timeout_s * 1000)))
+    return RunCommand(argv=list(command.argv), env=dict(command.env), snapshot_id=command.snapshot_id,
+                      timeout_ms=timeout_ms, job_id=job_id, task_id=task.task_id, tag=tag), timeout_s
 
 
 def empty_status_error(job_id: str, task_id: str, err: str) -> str:
