@@ -123,3 +123,19 @@ def test_damaged_sagas_are_skipped_and_the_rest_recovered(procs, tmp_path):
     job_id = client.RunJob(job(2)).id
     wait_completed(client, job_id)
     assert client.GetStatus("bad-blob").status == scoot.Status.IN_PROGRESS
+
+
+def test_status_of_the_fixture_jobs_matches_the_reference_output(procs, tmp_path):
+    """Recovered job (c), answered from the scheduler's live state, and (a), (b) from the log: all as Go printed."""
+    from scootpy.client.jsonout import go_json
+
+    shutil.copytree(FIXTURES / "saga-log" / ".scootdata", tmp_path / ".scootdata")
+    proc, client = start(procs, tmp_path, nodes=0)
+    deadline = time.monotonic() + 10
+    while client.GetSchedulerStatus().currentTasks != 9:
+        assert time.monotonic() < deadline, "job (c) was not recovered"
+        time.sleep(0.02)
+    for name, job_id in (("a-completed", "b8c9aef3-997a-40bb-4c4e-5e677593d545"),
+                         ("b-killed", "5f1d2e9e-3ad6-4a42-58a3-cf55ca67bdcf"), ("c-unfinished", JOB_C)):
+        expected = (FIXTURES / "saga-log" / "jobs" / f"{name}.status-from-log.json").read_text().strip()
+        assert go_json(client.GetStatus(job_id)) == expected
