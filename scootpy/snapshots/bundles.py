@@ -12,6 +12,7 @@ SHA-1), so a server can refuse a damaged upload before publishing it.
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -113,21 +114,40 @@ def missing_objects(repo: git.PathLike, shas: List[str]) -> List[str]:
     return [line.split()[0] for line in out.decode().splitlines() if line.endswith(" missing")]
 
 
-def unbundle(repo: git.PathLike, stream: BinaryIO) -> BundleHeader:
-    """Add the objects of the bundle read from ``stream`` to ``repo`` (no refs change)."""
+def unbundle(repo: git.PathLike, stream: BinaryIO, objects: Optional[Path] = None) -> Tuple[BundleHeader, Path]:
+    """Add the objects of the bundle read from ``stream`` to ``repo`` (no refs change); return the header
+    and the index (``.idx``) of the new pack. ``objects`` is the repo's object directory, if known."""
     header, head = read_header(stream)
     missing = missing_objects(repo, header.prerequisites)
     if missing:
         raise BundleError(LACKS_PREREQUISITES + "\n" + "\n".join(missing))
-    objects = Path(git.run_text(["rev-parse", "--git-path", "objects"], repo))
-    objects = objects if objects.is_absolute() else Path(repo) / objects
+    if objects is None:
+        objects = Path(git.run_text(["rev-parse", "--git-path", "objects"], repo))
+        objects = objects if objects.is_absolute() else Path(repo) / objects
     incoming = Path(tempfile.mkdtemp(prefix="scoot-incoming-", dir=objects))
     try:
         _index_pack(repo, head, stream, incoming / "incoming.pack")
-        _publish_pack(incoming, objects / "pack")
+        return header, _publish_pack(incoming, objects / "pack")
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
-    return header
+
+
+def pack_contains(idx: Path, sha: str) -> bool:
+    """Whether the pack with version-2 index ``idx`` holds object ``sha`` (read without running git)."""
+    try:
+        key = bytes.fromhex(sha)
+        with open(idx, "rb") as f:
+            head = f.read(8 + 256 * 4)
+            if len(key) != 20 or head[:8] != b"\377tOc\0\0\0\2" or len(head) < 8 + 1024:
+                return False
+            fanout = struct.unpack(">256I", head[8:])
+            lo = fanout[key[0] - 1] if key[0] else 0
+            hi = fanout[key[0]]
+            f.seek(8 + 1024 + 20 * lo)
+            names = f.read(20 * (hi - lo))
+    except (OSError, ValueError):
+        return False
+    return any(names[i:i + 20] == key for i in range(0, len(names), 20))
 
 
 def _index_pack(repo: git.PathLike, head: bytes, stream: BinaryIO, pack: Path) -> None:
@@ -152,13 +172,14 @@ def _index_pack(repo: git.PathLike, head: bytes, stream: BinaryIO, pack: Path) -
             raise BundleError(f"invalid bundle: git index-pack failed: {text}")
 
 
-def _publish_pack(incoming: Path, pack_dir: Path) -> None:
+def _publish_pack(incoming: Path, pack_dir: Path) -> Path:
     """Move a verified pack into the repository: the ``.pack`` first, its index last (git's order)."""
     name = f"pack-{_trailer(incoming / 'incoming.pack')}"
     for suffix in (".pack", ".rev", ".idx"):
         src = incoming / f"incoming{suffix}"
         if src.exists():
             os.replace(src, pack_dir / f"{name}{suffix}")
+    return pack_dir / f"{name}.idx"
 
 
 def _trailer(pack: Path) -> str:

@@ -1,6 +1,7 @@
 """Checkouts of ``fs`` snapshots (git trees) into fresh directories, with a bounded cache of released ones.
 
-Each checkout is ``read-tree`` + ``checkout-index -a -u`` with a private index, into a new directory. On
+Each checkout is ``read-tree --reset -u`` (the work of ``read-tree`` + ``checkout-index -a`` in one git
+process) with a private index, into a new directory. On
 release, a tree that is still exactly as checked out is parked instead of deleted (small trees are compared
 with a signature of every entry's mode, size and content taken at checkout; big ones with ``diff-files``
 and ``ls-files -o``), so the next checkout of the same tree returns at once. Parked
@@ -63,9 +64,7 @@ class CheckoutCache:
         entry = _Checkout(tree, path, self.root / "idx" / path.name)
         try:
             env = self._env(entry)
-            git.run(["read-tree", tree], self.repo, env)
-            git.run(["checkout-index", "-a", "-u"] if self.max_bytes > 0 else ["checkout-index", "-a"],
-                    self.repo, env)
+            git.run(["read-tree", "--reset", "-u", tree], self.repo, env)
             if self.max_bytes > 0:
                 entry.signature = signature(path)
                 if entry.signature is not None:

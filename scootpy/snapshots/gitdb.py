@@ -150,6 +150,7 @@ class GitDB:
 
     def _publish(self, kind: Kind, sha: str, fast: Optional[FastTree] = None) -> str:
         """Share a new snapshot: to the store when there is one, else as a tag when tags are configured."""
+        self._remember(sha)
         if self.store is None and self.tags is not None:
             push_tag(self.repo, self.tags, sha)
             return format_id(SnapshotRef(Backend.TAGS, kind, sha, self.tags.name))
@@ -217,8 +218,9 @@ class GitDB:
             lock = self._downloads.setdefault(ref.sha, threading.Lock())
         try:
             with lock:
-                if not git.sha_present(self.repo, ref.sha):
+                if ref.sha not in self._known:
                     self._download_bundle(ref)
+                    self._remember(ref.sha)
         finally:
             with self._lock:
                 self._downloads.pop(ref.sha, None)
@@ -233,21 +235,24 @@ class GitDB:
         return True
 
     def _present(self, sha: str) -> bool:
-        """Whether ``sha`` is in the data repo; remembered, since objects are never removed from it."""
+        """Whether ``sha`` is in the data repo; remembered, since objects only go away in a trim."""
         if sha in self._known:
             return True
         if not git.sha_present(self.repo, sha):
             return False
+        self._remember(sha)
+        return True
+
+    def _remember(self, sha: str) -> None:
         with self._lock:
             self._known[sha] = None
             while len(self._known) > _KNOWN_SHAS:
                 self._known.popitem(last=False)
-        return True
 
     def _download_bundle(self, ref: SnapshotRef) -> None:
         name = bundle_name(ref.bundle_key)
         try:
-            self._unbundle(name)
+            idx = self._unbundle(name)
         except bundles.BundleError as exc:
             if not str(exc).startswith(bundles.LACKS_PREREQUISITES) or not self.allow_stream_update:
                 raise
@@ -255,19 +260,20 @@ class GitDB:
                 update_stream(self.repo, self.stream, ref.name)
             except SnapshotError as fetch_exc:
                 raise SnapshotError(f"{exc}\n{fetch_exc}") from None
-            self._unbundle(name)
-        if not git.sha_present(self.repo, ref.sha):
+            idx = self._unbundle(name)
+        if not bundles.pack_contains(idx, ref.sha) and not git.sha_present(self.repo, ref.sha):
             raise SnapshotError(f"bundle {name} does not contain {ref.sha}")
 
-    def _unbundle(self, name: str) -> None:
+    def _unbundle(self, name: str) -> Path:
         try:
             stream = self.store.open_read(name)
         except NotFound:
             raise NotFound(f"bundle {name} not found in bundlestore {self.store.root}") from None
         started = time.monotonic()
         with stream:
-            bundles.unbundle(self.repo, stream)
+            _, idx = bundles.unbundle(self.repo, stream, self._fast.objects)
         log.info("downloaded %s from %s in %.3fs", name, self.store.root, time.monotonic() - started)
+        return idx
 
     @_guarded
     def checkout(self, snapshot_id: str) -> str:
