@@ -377,6 +377,7 @@ def test_live_status_equals_status_read_from_the_log(make, tmp_path, kind):
     h = make([Worker("n0", mode="pause"), Worker("n1", mode="pause")])
     if kind == "file":
         h.log = FileSagaLog(str(tmp_path / "sagas"))
+        h.sched.start_data = b""
     job_id = h.submit(tasks(4))
     h.wait(lambda: len([m for m in h.log.get_messages(job_id) if m.type == MessageType.START_TASK]) == 4)
     gevent.sleep(0.05)

@@ -1,7 +1,7 @@
 """Killing jobs (spec §3.4): the reference's error texts and the saga records of tasks killed while waiting."""
 
 import logging
-from typing import Any, List
+from typing import Any, List, Optional
 
 import gevent.pool
 
@@ -30,11 +30,11 @@ def killed_status(job_id: str, task_id: str) -> RunStatus:
     return RunStatus(RunState.ABORTED, error=USER_REQUESTED, job_id=job_id, task_id=task_id)
 
 
-def record_killed_tasks(job_id: str, saga: Any, tasks: List[Any]) -> None:
+def record_killed_tasks(job_id: str, saga: Any, tasks: List[Any], start_data: Optional[bytes] = None) -> None:
     """Write StartTask(nil) + EndTask(killed status) for each task; concurrent writers share the log's fsyncs."""
     def record(task: Any) -> None:
         try:
-            saga.start_task(task.task_id, None)
+            saga.start_task(task.task_id, start_data)
             saga.end_task(task.task_id, encode_run_status(task.last_status))
         except Exception as e:
             log.warning("job %s task %s: recording the kill failed: %s", job_id, task.task_id, e)

@@ -61,6 +61,7 @@ class Scheduler:
         self.requestors: Dict[str, List[JobState]] = {}
         self.history = BasisHistory()
         self.throttle = -1
+        self.start_data: Optional[bytes] = None  # what a StartTask without a status stores (b"" for file logs)
         self.requestors_gauged: set = set()
         self.started = time.time()
         self.wake = gevent.event.Event()
@@ -350,7 +351,7 @@ class Scheduler:
     def _write_kills(self, job: JobState, tasks: List[TaskState], done: Optional[gevent.event.AsyncResult]
                      ) -> None:
         try:
-            kills.record_killed_tasks(job.id, job.saga, tasks)
+            kills.record_killed_tasks(job.id, job.saga, tasks, self.start_data)
         finally:
             self.post(lambda: setattr(job, "pending_writes", job.pending_writes - 1))
             if done is not None:
@@ -387,7 +388,7 @@ class Scheduler:
             final_on_infra=task.infra_tries >= max(c.max_retries, c.infra_retries),
             node_alive=lambda: self.cluster.usable(node_id),
             on_done=lambda r, result: self.post(lambda: self._task_done(job, task, node_id, result)),
-            on_worker_free=lambda r: self.post(lambda: self._release_node(r, node_id)))
+            on_worker_free=lambda r: self.post(lambda: self._release_node(r, node_id)), start_data=self.start_data)
         task.times_tried += 1
         self.cluster.task_scheduled(node_id, job.id, task.task_id, cmd.snapshot_id)
         job.task_started(task.task_id, node_id, runner)

@@ -48,6 +48,8 @@ class SchedulerService:
         workers_type = setup.workers.get("Type", "")
         self.scheduler = Scheduler(setup.scheduler, worker_clients_from_config(setup.workers), self.metrics,
                                    probe=probe_ready if workers_type == "rpc" else None)
+        if type(self.saga_log).__name__ == "FileSagaLog":
+            self.scheduler.start_data = b""  # the file log stores a data-less StartTask as an empty file
         self.handler = CloudScootHandler(self.scheduler, self.saga_log)
         self.thrift = ThriftServer(scoot.CloudScoot, self.handler, thrift_addr, metrics=self.metrics, allow=allow)
         self.http = AdminServer(http_addr, self.metrics, mounts=self._mounts(), allow=allow)

@@ -74,7 +74,7 @@ class TaskRunner:
     def __init__(self, cmd: RunCommand, saga: Any, client: Any, config: SchedulerConfig, timeout_s: float,
                  final_on_failure: bool, final_on_infra: bool, node_alive: Callable[[], bool],
                  on_done: Callable[["TaskRunner", TryResult], None],
-                 on_worker_free: Optional[Callable[["TaskRunner"], None]] = None):
+                 on_worker_free: Optional[Callable[["TaskRunner"], None]] = None, start_data: Optional[bytes] = None):
         self.cmd = cmd
         self.saga = saga
         self.client = client
@@ -85,6 +85,7 @@ class TaskRunner:
         self.node_alive = node_alive
         self.on_done = on_done
         self.on_worker_free = on_worker_free
+        self.start_data = start_data
         self._abort: Optional[Tuple[bool, str]] = None
         self._wake = gevent.event.Event()
         self.run_id = ""
@@ -114,7 +115,7 @@ class TaskRunner:
     def _run(self) -> TryResult:
         # StartTask is made durable while the worker already runs the command: recovery re-runs every task
         # without EndTask anyway, and EndTask waits for it, so the log order stays StartTask -> EndTask.
-        self._writes = gevent.spawn(self._log, self.saga.start_task, None)
+        self._writes = gevent.spawn(self._log, self.saga.start_task, self.start_data)
         outcome = self._run_and_wait()
         if not outcome.infra and self.on_worker_free is not None:
             self.on_worker_free(self)  # the worker is done with us: it may take work while EndTask is written
@@ -236,9 +237,10 @@ class TaskRunner:
         except Exception as e:
             log.debug("job %s task %s: Abort %s: %s", self.cmd.job_id, self.cmd.task_id, run_id, e)
 
-    def _log(self, write: Callable, status: Optional[RunStatus]) -> bool:
+    def _log(self, write: Callable, status: "Optional[RunStatus] | bytes") -> bool:
         try:
-            write(self.cmd.task_id, None if status is None else encode_run_status(status))
+            data = status if status is None or isinstance(status, bytes) else encode_run_status(status)
+            write(self.cmd.task_id, data)
             return True
         except Exception as e:
             log.warning("job %s task %s: saga write failed: %s", self.cmd.job_id, self.cmd.task_id, e)
