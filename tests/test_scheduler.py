@@ -58,6 +58,8 @@ class Worker:
             gevent.sleep(3600)
         if self.mode == "uninitialized":
             return WorkerStatus(initialized=False)
+        if self.mode == "broken":
+            return WorkerStatus(initialized=False, error="could not set up the repo")
         return WorkerStatus(runs=[] if self.mode == "vanish" else list(self.runs.values()), initialized=True)
 
     def abort(self, run_id: str) -> RunStatus:
@@ -447,3 +449,14 @@ def test_lost_node_mid_task_fails_fast_and_the_task_reruns_elsewhere(make):
     h.sched.reinstate_worker("n1")
     h.wait_done(job_id, timeout=5)
     assert h.end_tasks(job_id)["t0"].state == RunState.COMPLETE and "run:t0" in good.calls
+
+
+def test_worker_reporting_an_init_error_is_given_up_for_good(make):
+    broken, good = Worker("n0", mode="broken"), Worker("n1")
+    h = make([broken, good], probe=probe_ready)
+    h.wait(lambda: h.sched.cluster.suspended.get("n0") is not None and h.sched.cluster.suspended["n0"].gave_up)
+    h.wait(lambda: "n0" not in h.sched._probing)
+    queries = broken.calls.count("query")
+    gevent.sleep(0.1)
+    assert broken.calls.count("query") == queries
+    assert h.sched.snapshot()["workers"][0] == {"id": "n0", "state": "suspended", "task": ""}
