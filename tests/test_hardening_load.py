@@ -2,7 +2,10 @@
 submitting jobs (RunJob) and polling them (GetStatus) to completion: zero errors, every answer about the
 right job, and flat scheduler memory."""
 
+import json
+import re
 import time
+import urllib.request
 from collections import Counter
 
 import gevent
@@ -61,19 +64,32 @@ def load(sched, seconds: float) -> tuple:
     return counts, errors, time.monotonic() - started
 
 
+def rpc_figures(http_port: int) -> tuple:
+    """Calls the scheduler counted per method (Prometheus text) and their p99 latency in ms (metrics JSON)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+    served = {m: int(float(v)) for m, v in re.findall(r'^scoot_scheduler_rpc_requests_total\{method="(\w+)"\} (\S+)$',
+                                                         text, re.M)}
+    stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http_port}/admin/metrics.json", timeout=10).read())
+    p99 = {m: stats[f"scheduler/rpc_latency_seconds_{m}.p99"] for m in served}
+    return served, p99
+
+
 def test_100_concurrent_clients(procs, tmp_path):
     sched = start_scheduler(procs, tmp_path, LOAD_CONFIG)
     pid = sched.proc.pid
-    counts, errors, _ = load(sched, WARM_UP_S)
+    warm, errors, _ = load(sched, WARM_UP_S)
     assert not errors, errors[:5]
     before = rss_mib(pid)
     counts, errors, elapsed = load(sched, LOAD_S)
     after = rss_mib(pid)
     calls = counts["RunJob"] + counts["GetStatus"]
+    served, p99 = rpc_figures(sched.http)
     print(f"\nload: {CLIENTS} clients for {elapsed:.1f}s: {calls} calls ({counts['RunJob']} RunJob, "
           f"{counts['GetStatus']} GetStatus, {counts['jobs completed']} jobs seen COMPLETED), {len(errors)} errors, "
           f"{calls / elapsed:.0f} calls/s; "
-          f"scheduler RSS {before:.1f} -> {after:.1f} MiB")
+          f"scheduler RSS {before:.1f} -> {after:.1f} MiB; server-side p99 latency "
+          f"RunJob {p99['RunJob']:.1f} ms, GetStatus {p99['GetStatus']:.1f} ms")
+    assert served == {m: warm[m] + counts[m] for m in ("RunJob", "GetStatus")}  # every call counted once
     assert not errors, errors[:5]
     assert counts["RunJob"] >= CLIENTS and counts["jobs completed"] == counts["RunJob"]
     assert after - before < RSS_GROWTH_MIB
