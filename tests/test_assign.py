@@ -152,3 +152,44 @@ def test_requestor_counts_first_phase():
         counts[a.task.job_id] = counts.get(a.task.job_id, 0) + 1
     assert counts == {"p0": 2, "p1": 2, "p2": 1}
     assert [a.task.job_id for a in assignments] == ["p2", "p1", "p0", "p1", "p0"]
+
+
+def test_random_clusters_keep_the_invariants():
+    """Seeded random cases: no node twice, only usable idle nodes, only waiting tasks, never more than free."""
+    import random
+
+    rng = random.Random(20191014)
+    for case in range(300):
+        n_nodes = rng.randint(0, 12)
+        snaps = ["", "snapA", "snapB"]
+        groups = {s: NodeGroup() for s in snaps}
+        for i in range(n_nodes):
+            groups[rng.choice(snaps)].idle[f"node{i}"] = None
+        busy = [n for g in groups.values() for n in list(g.idle) if rng.random() < 0.3]
+        for g in groups.values():
+            for n in busy:
+                if n in g.idle:
+                    del g.idle[n]
+                    g.busy[n] = None
+        unusable = {n for n in (f"node{i}" for i in range(n_nodes)) if rng.random() < 0.2}
+        jobs = []
+        for j in range(rng.randint(0, 6)):
+            jb = job(f"j{j}", rng.randint(1, 15), rng.randint(0, 2), tag=rng.choice(["x", "y", None]),
+                     requestor=rng.choice(["", "r1"]), snap=rng.choice(snaps))
+            for t in jb.tasks[:rng.randint(0, 2)]:
+                jb.running[t.task_id] = t
+            jobs.append(jb)
+        healthy = n_nodes - len(unusable)
+        num_free = max(0, healthy - len(busy))
+        assignments, new_groups = get_task_assignments(jobs, requestors(jobs), groups, lambda n: n not in unusable,
+                                                       healthy, num_free)
+        nodes = [a.node_id for a in assignments]
+        assert len(nodes) == len(set(nodes)), case
+        assert len(assignments) <= num_free, case
+        idle_before = {n for g in groups.values() for n in g.idle}
+        assert set(nodes) <= idle_before - unusable, case
+        waiting = {(t.job_id, t.task_id) for jb in jobs for t in jb.not_started}
+        placed = [(a.task.job_id, a.task.task_id) for a in assignments]
+        assert len(placed) == len(set(placed)) and set(placed) <= waiting, case
+        if assignments:
+            assert all(n in {m for g in new_groups.values() for m in g.busy} for n in nodes), case
