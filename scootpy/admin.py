@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote
 import gevent
 import gevent.event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from scootpy.metrics import Registry
 
@@ -40,6 +40,16 @@ class _QuietLog:
         log.debug(line.rstrip())
 
 
+class _Handler(WSGIHandler):
+    """gevent's request handler; a version like ``HTTP/1`` is a plain 400 instead of a stderr traceback."""
+
+    def _check_http_version(self) -> bool:
+        try:
+            return super()._check_http_version()
+        except IndexError:  # gevent indexes the minor version without checking it is there
+            return False
+
+
 class AdminServer:
     """A gevent WSGI server with the admin endpoints plus mounted apps."""
 
@@ -51,7 +61,7 @@ class AdminServer:
         self.allow = allow
         self.clean_paths = clean_paths
         self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog(),
-                                  spawn=Pool(max_connections))
+                                  spawn=Pool(max_connections), handler_class=_Handler)
 
     @property
     def address(self) -> Tuple[str, int]:
