@@ -233,7 +233,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     except click.exceptions.NoArgsIsHelpError as exc:
         sys.stdout.write(exc.ctx.get_help() + "\n")
         sys.exit(0)
-    except (click.ClickException, CliError, SnapshotError, ValueError) as exc:
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (click.ClickException, CliError, SnapshotError, ValueError, OSError) as exc:
         text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
         sys.stderr.write(f"Error: {text}\n")
         sys.exit(1)
