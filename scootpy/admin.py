@@ -6,6 +6,7 @@ like Go's ServeMux: an unclean path (``/output//0-stdout``, ``/a/../health``) an
 asked for as ``/x`` get a 301 to the clean path, query kept (the worker's ``/output/`` URIs rely on it).
 """
 
+import http.client
 import logging
 import signal
 from typing import Any, Callable, Iterable, List, Optional, Tuple
@@ -41,13 +42,13 @@ class _QuietLog:
 
 
 class _Handler(WSGIHandler):
-    """gevent's request handler; a version like ``HTTP/1`` is a plain 400 instead of a stderr traceback."""
+    """gevent's request handler, except that every unparsable request is a quiet 400: gevent prints a
+    stderr traceback for the errors it does not expect (``HTTP/1`` as a version, more than 100 headers)."""
 
-    def _check_http_version(self) -> bool:
-        try:
-            return super()._check_http_version()
-        except IndexError:  # gevent indexes the minor version without checking it is there
-            return False
+    def _handle_client_error(self, ex: Exception) -> Tuple[str, bytes]:
+        if isinstance(ex, (IndexError, http.client.HTTPException)):
+            ex = ValueError(str(ex) or type(ex).__name__)
+        return super()._handle_client_error(ex)
 
 
 class AdminServer:
