@@ -81,9 +81,12 @@ def test_scheduler_http_port_survives_odd_requests(procs, tmp_path):
                  b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n",
                  bytes(rng.getrandbits(8) for _ in range(65536))):
         assert status_of(raw(sched.http, data)) in (0, 400, 414, 431)
+    for version in (b"HTTP/1", b"HTTP/", b"HTTP/x.y", b"HTTP/9.9", b"FTP/1.0"):
+        assert status_of(raw(sched.http, b"GET /health " + version + b"\r\nHost: x\r\n\r\n")) == 400, version
     status, body = get(addr, "/status.json")
     assert status == 200 and body.startswith(b"{")
     assert get(addr, "/health") == (200, b"ok")
     with sched.client() as client:
         assert client.GetSchedulerStatus().maxTasks == -1
     assert sched.proc.poll() is None
+    assert "Traceback" not in sched.log.read_text()
