@@ -97,7 +97,7 @@ TRAVERSALS = [
 
 
 def test_names_and_traversal_never_leave_the_store(store_server):
-    proc, port, store, _ = store_server
+    proc, port, store, log = store_server
     assert request(port, "POST", f"/bundle/{NAME}", BUNDLE)[0] == 200
     seen = Counter()
     for path in TRAVERSALS:
@@ -110,6 +110,7 @@ def test_names_and_traversal_never_leave_the_store(store_server):
     assert (store.parent / f"bs-{'e' * 40}.bundle").read_bytes() == SECRET
     assert_store_intact(port, store, {NAME: BUNDLE})
     assert proc.poll() is None
+    assert "Traceback" not in log.read_text()
     print(f"\ntraversal attempts answered {dict(seen)}")
 
 
@@ -158,7 +159,7 @@ def test_damaged_bundles_are_400_and_never_published(store_server):
 
 
 def test_oversized_requests_are_refused(store_server):
-    proc, port, store, _ = store_server
+    proc, port, store, log = store_server
     rss_before = rss_bytes(proc.pid)
     answers = {
         "request-line-1MiB": raw(port, b"GET /bundle/" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -187,6 +188,7 @@ def test_oversized_requests_are_refused(store_server):
     assert_store_intact(port, store, {NAME: BUNDLE})
     assert rss_bytes(proc.pid) - rss_before < 64 << 20
     assert proc.poll() is None
+    assert "Traceback" not in log.read_text()
 
 
 def test_many_concurrent_uploads_of_one_name(store_server):
