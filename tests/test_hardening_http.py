@@ -63,6 +63,7 @@ def test_worker_output_urls_serve_run_logs_only(procs, tmp_path):
     with w.client() as client:
         assert run_and_wait(client, argv=["true"]).exitCode == 0
     assert w.proc.poll() is None
+    assert "Traceback" not in w.log.read_text()
     print(f"\nworker output abuse answered {codes}")
 
 
