@@ -10,6 +10,7 @@ from collections import Counter
 
 import gevent
 import pytest
+from thriftpy2.thrift import TApplicationException
 
 from scootpy.idl import scoot
 from tests.hardening_helpers import job_of, rss_mib, start_scheduler, wait_job
@@ -27,7 +28,8 @@ LOAD_CONFIG = {"Cluster": {"Type": "memory", "Count": 50}, "Workers": {"Type": "
 
 
 def client_loop(sched, number: int, until: float, counts: Counter, errors: list) -> None:
-    """Until ``until``: RunJob, then GetStatus of that job until it is COMPLETED. Every failure is recorded."""
+    """Until ``until``: RunJob (every fifth job killed at once), then GetStatus of that job until it is
+    COMPLETED. Every failure is recorded."""
     requestor = f"load{number % 20}"
     with sched.client(timeout=30) as client:
         i = 0
@@ -36,6 +38,8 @@ def client_loop(sched, number: int, until: float, counts: Counter, errors: list)
             try:
                 job_id = client.RunJob(job_of([["true"]] * tasks, requestor=requestor, tag=f"c{number}-{i}")).id
                 counts["RunJob"] += 1
+                if i % 5 == 4:
+                    kill(client, job_id, counts)
                 while True:
                     status = client.GetStatus(job_id)
                     counts["GetStatus"] += 1
@@ -52,6 +56,18 @@ def client_loop(sched, number: int, until: float, counts: Counter, errors: list)
             except Exception as e:  # every error counts; the test wants none
                 errors.append(f"client {number}: {type(e).__name__}: {e}")
             i += 1
+
+
+def kill(client, job_id: str, counts: Counter) -> None:
+    """KillJob right after RunJob: either it kills the job or the job had already finished."""
+    try:
+        status = client.KillJob(job_id)
+        assert status.id == job_id, status
+        counts["KillJob killed"] += 1
+    except TApplicationException as e:
+        if "Cannot kill Job Id" not in e.message:  # the reference's text for a job already over
+            raise
+        counts["KillJob too late"] += 1
 
 
 def load(sched, seconds: float) -> tuple:
@@ -82,14 +98,17 @@ def test_100_concurrent_clients(procs, tmp_path):
     before = rss_mib(pid)
     counts, errors, elapsed = load(sched, LOAD_S)
     after = rss_mib(pid)
-    calls = counts["RunJob"] + counts["GetStatus"]
+    kills = counts["KillJob killed"] + counts["KillJob too late"]
+    calls = counts["RunJob"] + counts["GetStatus"] + kills
     served, p99 = rpc_figures(sched.http)
     print(f"\nload: {CLIENTS} clients for {elapsed:.1f}s: {calls} calls ({counts['RunJob']} RunJob, "
-          f"{counts['GetStatus']} GetStatus, {counts['jobs completed']} jobs seen COMPLETED), {len(errors)} errors, "
+          f"{counts['GetStatus']} GetStatus, {kills} KillJob of which {counts['KillJob killed']} killed a job; "
+          f"{counts['jobs completed']} jobs seen COMPLETED), {len(errors)} errors, "
           f"{calls / elapsed:.0f} calls/s; "
           f"scheduler RSS {before:.1f} -> {after:.1f} MiB; server-side p99 latency "
           f"RunJob {p99['RunJob']:.1f} ms, GetStatus {p99['GetStatus']:.1f} ms")
-    assert served == {m: warm[m] + counts[m] for m in ("RunJob", "GetStatus")}  # every call counted once
+    assert served == {"RunJob": warm["RunJob"] + counts["RunJob"], "GetStatus": warm["GetStatus"] + counts["GetStatus"],
+                      "KillJob": sum(c[k] for c in (warm, counts) for k in ("KillJob killed", "KillJob too late"))}
     assert not errors, errors[:5]
     assert counts["RunJob"] >= CLIENTS and counts["jobs completed"] == counts["RunJob"]
     assert after - before < RSS_GROWTH_MIB
