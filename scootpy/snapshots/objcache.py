@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-CHECK_INTERVAL_S = 10.0
+from scootpy.snapshots import git
+
+CHECK_INTERVAL_S = 30.0
 
 
 class ObjectCache:
@@ -81,12 +83,12 @@ class ObjectCache:
 
 
 def object_bytes(objects: Path) -> int:
-    """Bytes used by the loose and packed objects under ``objects``."""
-    total = 0
-    for root, _dirs, files in os.walk(objects):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
+    """Bytes used by the loose and packed objects under ``objects``, as ``git count-objects`` reports
+    them (a git process, so a big object store is measured without blocking other greenlets)."""
+    repo = objects.parent if objects.parent.name != ".git" else objects.parent.parent
+    try:
+        out = git.run_text(["count-objects", "-v"], repo, {"GIT_OBJECT_DIRECTORY": str(objects)})
+    except git.GitError:
+        return 0
+    sizes = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    return (int(sizes.get("size", 0)) + int(sizes.get("size-pack", 0))) * 1024
