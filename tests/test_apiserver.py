@@ -252,3 +252,16 @@ def test_many_greenlets_share_an_apiserver(server, tmp_path):
     finally:
         author.close()
         reader.close()
+
+
+def test_chunked_upload(server):
+    port, store = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", f"/bundle/{NAME}", body=iter([BUNDLE[:1000], BUNDLE[1000:]]),
+                     headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, f"Successfully wrote bundle {NAME}\n".encode())
+    finally:
+        conn.close()
+    assert (store / NAME).read_bytes() == BUNDLE
