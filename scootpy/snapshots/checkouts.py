@@ -106,10 +106,6 @@ class CheckoutCache:
         for entry in entries:
             self._remove(entry)
 
-    @property
-    def parked_count(self) -> int:
-        return len(self._parked)
-
     def _env(self, entry: _Checkout) -> Dict[str, str]:
         return {"GIT_INDEX_FILE": str(entry.index), "GIT_WORK_TREE": str(entry.path)}
 

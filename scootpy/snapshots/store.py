@@ -265,13 +265,6 @@ def _seekable(fileobj: BinaryIO) -> bool:
 Store = Union[FileStore, HttpStore]
 
 
-def store_from_url(url: str) -> Store:
-    """An HttpStore for ``http(s)://`` URLs, else a FileStore on that directory."""
-    if url.startswith(("http://", "https://")):
-        return HttpStore(url)
-    return FileStore(url)
-
-
 def store_for_worker_flag(value: str) -> Optional[Store]:
     """The worker's ``--bundlestore`` value: ``/abs/dir`` is a FileStore at ``/abs/dir/bundles``, an
     ``http(s)://`` URL is used as is, ``host:port`` means ``http://host:port/bundle/``; "" gives None."""
