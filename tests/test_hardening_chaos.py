@@ -40,6 +40,7 @@ def chaos_config(addrs):
 
 def test_sigkill_of_workers_during_a_200_task_job(procs, tmp_path):
     seed = int.from_bytes(os.urandom(4), "big")
+    print(f"\nchaos seed {seed}")
     rng = random.Random(seed)
     for i in range(WORKERS):
         (tmp_path / f"w{i}").mkdir()

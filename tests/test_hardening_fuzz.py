@@ -78,6 +78,7 @@ def barrage(port: int, service, calls: dict, count: int, seed: int, probe: str) 
 
     A third of them follow the valid call ``probe`` on the same connection, which must be answered first.
     """
+    print(f"\nbarrage of {count} mutated calls with seed {seed} (HARDENING_SEED={SEED})")
     rng = random.Random(seed)
     messages = list(calls.values())
     outcomes: Counter = Counter()
