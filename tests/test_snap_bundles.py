@@ -1,6 +1,7 @@
 """Bundle format handling: header parsing, the streaming upload check, unbundling and pack lookups."""
 
 import io
+import random
 
 import pytest
 
@@ -54,3 +55,48 @@ def test_unbundle_reference_bundle_and_look_up_its_pack(tmp_path):
     assert not pack_contains(tmp_path / "missing.idx", GC_COMMIT)
     assert sh_git(repo, "for-each-ref") == "", "unbundling changes no refs"
     sh_git(repo, "fsck", "--no-dangling")
+
+
+def test_any_damage_to_the_pack_is_caught_while_streaming():
+    rng = random.Random(1234)
+    start = FS_BUNDLE.index(b"\n\nPACK") + 2
+    for _ in range(200):
+        pos = rng.randrange(start, len(FS_BUNDLE))
+        damaged = bytearray(FS_BUNDLE)
+        damaged[pos] ^= 1 << rng.randrange(8)
+        with pytest.raises(BundleError):
+            drain(bytes(damaged))
+
+
+def test_damaged_bundles_never_reach_the_repo(tmp_path):
+    repo = git.init_repo(tmp_path / "repo")
+    rng = random.Random(99)
+    start = GC_BUNDLE.index(b"\n\nPACK") + 2
+    for _ in range(8):
+        damaged = bytearray(GC_BUNDLE)
+        damaged[rng.randrange(start, len(GC_BUNDLE))] ^= 0x40
+        with pytest.raises(BundleError):
+            unbundle(repo, io.BytesIO(bytes(damaged)))
+    assert sh_git(repo, "count-objects", "-v").splitlines()[:4] == ["count: 0", "size: 0", "in-pack: 0",
+                                                                      "packs: 0"]
+    assert [p for p in (repo / ".git" / "objects").iterdir() if p.name not in ("info", "pack")] == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_id_round_trip(seed):
+    from scootpy.snapshots.ids import Backend, Kind, SnapshotRef, format_id, parse_id
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    for _ in range(200):
+        sha = "".join(rng.choice(alphabet) for _ in range(40))
+        backend = rng.choice(list(Backend))
+        kind = rng.choice(list(Kind))
+        name = "".join(rng.choice(alphabet + ":_") for _ in range(rng.randint(0 if backend is Backend.BUNDLESTORE
+                                                                               else 1, 8)))
+        if backend is Backend.STREAM and rng.random() < 0.5:
+            name += "-more"
+        key = "".join(rng.choice(alphabet) for _ in range(40))
+        ref = SnapshotRef(backend, kind, sha, "" if backend is Backend.LOCAL else name,
+                          key if backend is Backend.BUNDLESTORE else "")
+        text = format_id(ref)
+        assert parse_id(text, ("local", "stream", "tags", "bs")) == ref
