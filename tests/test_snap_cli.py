@@ -136,8 +136,12 @@ def test_publish_git_bundle(tmp_path, run, apiserver):
         other.checkout(snap)
     other.close()
     for args, text in ((["--output", "url"], b'Output type must be one of: ["location" "snapshot-id"]'),
-                       ([], b"Create bundle command requires a basis and reference")):
-        res = run("create", "publish_git_bundle", *args, *([] if not args else ["--basis", base]), cwd=repo)
+                       ([], b"Create bundle command requires a basis and reference"),
+                       (["--ref", "--all"], b"may not start with '-'"),
+                       (["--ttl", "soon"], b'invalid argument "soon" for "--ttl" flag'),
+                       (["--ref", tip], b"Refusing to create empty bundle")):
+        basis = [] if not args else ["--basis", tip if args[-1] == tip else base]
+        res = run("create", "publish_git_bundle", *args, *basis, cwd=repo)
         assert res.returncode == 1 and text in res.stderr and res.stdout == b""
 
 
