@@ -98,12 +98,14 @@ def worker_overhead() -> List[Row]:
     with Cluster(workers=1) as cluster:
         client = ThriftClient(worker.Worker, cluster.worker_addrs[0])
         plain = [_run_on_worker(client) for _ in range(30)]
+        repo = Path(cluster.tmp.name) / "client-repo"  # scoot-snapshot-db, like the reference, needs a git repo
+        _git(["init", "-q", str(repo)], Path(cluster.tmp.name))
         src = Path(cluster.tmp.name) / "input"
         src.mkdir()
         (src / "file.txt").write_text("hello\n")
         snapshot = subprocess.run([str(BIN / "scoot-snapshot-db"), "create", "ingest_dir", "--dir", str(src),
                                    "--bundlestore_url", cluster.store_url], check=True, text=True,
-                                  stdout=subprocess.PIPE, cwd=cluster.tmp.name).stdout.strip()
+                                  stdout=subprocess.PIPE, cwd=repo).stdout.strip()
         _run_on_worker(client, snapshot)
         cached = [_run_on_worker(client, snapshot) for _ in range(30)]
         client.close()
