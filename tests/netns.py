@@ -29,7 +29,7 @@ def namespaces_available() -> Optional[str]:
     return None
 
 
-class TestNetwork:
+class HostNetwork:
     """Hosts named by the caller, each in its own namespace with one address on a shared /24."""
 
     def __init__(self, hosts: List[str], net: int = 7):
@@ -40,7 +40,7 @@ class TestNetwork:
         self._hosts = hosts
         self._net = net
 
-    def __enter__(self) -> "TestNetwork":
+    def __enter__(self) -> "HostNetwork":
         try:
             self._build()
         except BaseException:
