@@ -21,10 +21,11 @@ install: $(VENV)/.installed
 test: system-deps install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-smoke: install
+smoke: system-deps install
 	$(BIN)/setup-cloud-scoot --strategy local.local run scootapi run_smoke_test --num_jobs 10 --timeout 1m
+	@echo "make smoke: PASSED (local.local cluster: scheduler, 5 workers, 3 apiservers; smoke test of 10 jobs)"
 
-swarmtest: install
+swarmtest: system-deps install
 	$(BIN)/setup-cloud-scoot --strategy local.local run scootapi run_smoke_test --num_jobs 10 --timeout 1m
 
 recoverytest: install
