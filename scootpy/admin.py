@@ -9,6 +9,7 @@ asked for as ``/x`` get a 301 to the clean path, query kept (the worker's ``/out
 import http.client
 import logging
 import signal
+import time
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, quote
 
@@ -22,6 +23,7 @@ from scootpy.metrics import Registry
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
 UNKNOWN_PATH_TEXT = b"Common paths: '/health', '/admin/metrics.json', '/output', '/debug/pprof'\n"
 
 
@@ -58,6 +60,9 @@ class AdminServer:
                  mounts: Iterable[Tuple[str, WsgiApp]] = (), allow: Optional[Callable[[str], bool]] = None,
                  clean_paths: bool = False, max_connections: int = 1024):
         self.metrics = metrics
+        metrics.describe("http_requests_total", "HTTP requests served, by method and status code", in_json=False)
+        metrics.describe("http_request_duration_seconds", "Time to serve an HTTP request, body included",
+                         in_json=False)
         self.mounts = sorted(mounts, key=lambda m: -len(m[0]))
         self.allow = allow
         self.clean_paths = clean_paths
@@ -90,6 +95,27 @@ class AdminServer:
         self.stop()
 
     def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Serve one request, counting it by method and status code once its body is sent."""
+        started, status = time.monotonic(), ["500"]
+
+        def recording_start_response(line: str, headers: list, exc_info: Any = None) -> Callable:
+            status[0] = line[:3]
+            return start_response(line, headers, exc_info)
+
+        method = environ.get("REQUEST_METHOD", "")
+        method = method if method in HTTP_METHODS else "other"
+
+        def done() -> None:
+            self.metrics.inc("http_requests_total", method=method, code=status[0])
+            self.metrics.observe("http_request_duration_seconds", time.monotonic() - started, method=method)
+        try:
+            body = self._route(environ, recording_start_response)
+        except BaseException:
+            done()
+            raise
+        return _Metered(body, done)
+
+    def _route(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if self.allow is not None and not self.allow(environ.get("REMOTE_ADDR", "")):
             return respond(start_response, "403 Forbidden", b"forbidden\n")
         path = environ.get("PATH_INFO", "")
@@ -113,6 +139,26 @@ class AdminServer:
                 return app(environ, start_response)
         return respond(start_response, "501 Not Implemented", UNKNOWN_PATH_TEXT,
                        headers=[("X-Content-Type-Options", "nosniff")])
+
+
+class _Metered:
+    """A response body that calls ``done`` when the server closes it (after the last byte, or on abort)."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]):
+        self.body, self._done = body, done
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            done, self._done = self._done, None
+            if done is not None:
+                done()
 
 
 def clean_path(path: str) -> str:

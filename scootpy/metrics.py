@@ -88,10 +88,13 @@ class Registry:
         self._help: Dict[str, str] = {}
         self._kinds: Dict[str, str] = {}
         self._misused: Set[Tuple[str, str]] = set()
+        self._prometheus_only: Set[str] = set()
 
-    def describe(self, name: str, text: str) -> None:
-        """Set the Prometheus HELP text of ``name``."""
+    def describe(self, name: str, text: str, in_json: bool = True) -> None:
+        """Set the Prometheus HELP text of ``name``; ``in_json=False`` keeps it out of ``to_json``."""
         self._help[name] = text
+        if not in_json:
+            self._prometheus_only.add(name)
 
     def _claim(self, name: str, kind: str) -> bool:
         """A name keeps the kind it was first used as; a use as another kind is dropped (and logged once)."""
@@ -141,11 +144,12 @@ class Registry:
         with self._lock:
             for family in (self._counters, self._gauges):
                 for name, series in family.items():
-                    for labels, value in series.items():
-                        out[self._json_key(name, labels)] = _json_number(value)
+                    if name not in self._prometheus_only:
+                        out.update((self._json_key(name, l), _json_number(v)) for l, v in series.items())
             for name, series in self._histograms.items():
-                for labels, hist in series.items():
-                    out.update(hist.json_fields(self._json_key(name, labels)))
+                if name not in self._prometheus_only:
+                    for labels, hist in series.items():
+                        out.update(hist.json_fields(self._json_key(name, labels)))
         return json.dumps(out, indent=2 if pretty else None, sort_keys=True)
 
     def _json_key(self, name: str, labels: Labels) -> str:

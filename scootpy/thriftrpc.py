@@ -85,6 +85,10 @@ class ThriftServer:
         self.handler = handler
         self.limits = limits
         self.metrics = metrics
+        describe = getattr(metrics, "describe", None)
+        if describe is not None:
+            describe("rpc_requests_total", "Thrift calls served, by method")
+            describe("rpc_latency_seconds", "Time spent in the handler of a Thrift call, by method")
         self.allow = allow
         self._server = gevent.server.StreamServer(addr, self._handle, spawn=Pool(limits.max_connections))
 

@@ -54,6 +54,7 @@ class Scheduler:
         self.config = config
         self.worker_client = worker_client
         self.metrics = metrics or Registry("scheduler")
+        stats.describe(self.metrics)
         self.probe = probe
         self.trust_new_nodes = trust_new_nodes or probe is None
         self.cluster = ClusterState(config.max_lost)
@@ -282,6 +283,11 @@ class Scheduler:
         if job.killed:
             self._kill_waiting(job)
 
+    def _try_ended(self, job: JobState, task: TaskState, node_id: str, runner: TaskRunner, result: TryResult) -> None:
+        """A runner's last word (from its greenlet): time the try, then hand the result to the loop."""
+        stats.try_ended(self.metrics, runner, result)
+        self.post(lambda: self._task_done(job, task, node_id, result))
+
     def _check_for_completed_jobs(self, now: float) -> None:
         for job in list(self.jobs.values()):
             if job.done and not job.ending and not job.pending_writes and now >= job.end_saga_after:
@@ -310,6 +316,7 @@ class Scheduler:
         if not others:
             self.requestors.pop(job.requestor, None)
         self.metrics.inc("schedCompletedJobsCounter")
+        stats.job_ended(self.metrics, job)
         log.info("job %s: completed", job.id)
 
     # --- Kills -------------------------------------------------------------------------------------
@@ -387,7 +394,7 @@ class Scheduler:
             final_on_failure=task.times_tried >= c.max_retries,
             final_on_infra=task.infra_tries >= max(c.max_retries, c.infra_retries),
             node_alive=lambda: self.cluster.usable(node_id),
-            on_done=lambda r, result: self.post(lambda: self._task_done(job, task, node_id, result)),
+            on_done=lambda r, result: self._try_ended(job, task, node_id, r, result),
             on_worker_free=lambda r: self.post(lambda: self._release_node(r, node_id)), start_data=self.start_data)
         task.times_tried += 1
         self.cluster.task_scheduled(node_id, job.id, task.task_id, cmd.snapshot_id)

@@ -23,13 +23,14 @@ from scootpy.thriftrpc import ThriftServer
 log = logging.getLogger(__name__)
 
 
-def saga_log_from_config(cfg: dict) -> Any:
-    """Build the SagaLog the ``SagaLog`` option describes (memory by default)."""
+def saga_log_from_config(cfg: dict, metrics: Optional[Registry] = None) -> Any:
+    """Build the SagaLog the ``SagaLog`` option describes (memory by default); a file log reports its fsync
+    latencies to ``metrics``."""
     lowered = {k.lower(): v for k, v in cfg.items()}
     if cfg.get("Type") == "file":
         from scootpy.sched.saga.file import FileSagaLog
 
-        return FileSagaLog(lowered["directory"])
+        return FileSagaLog(lowered["directory"], metrics=metrics)
     from scootpy.sched.saga.memory import MemorySagaLog
 
     return MemorySagaLog(expiration_sec=lowered.get("expirationsec") or 0,
@@ -43,7 +44,7 @@ class SchedulerService:
                  allow: Optional[Callable[[str], bool]] = None, saga_log: Any = None):
         self.setup = setup
         self.metrics = Registry("scheduler")
-        self.saga_log = saga_log if saga_log is not None else saga_log_from_config(setup.saga_log)
+        self.saga_log = saga_log if saga_log is not None else saga_log_from_config(setup.saga_log, self.metrics)
         self.membership = membership_from_config(setup.cluster)
         workers_type = setup.workers.get("Type", "")
         self.scheduler = Scheduler(setup.scheduler, worker_clients_from_config(setup.workers), self.metrics,

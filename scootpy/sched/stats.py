@@ -1,7 +1,19 @@
-"""Scheduler gauges under the reference's stat names (spec §1.4) and the read-only snapshot for status pages."""
+"""Scheduler gauges under the reference's stat names (spec §1.4), Prometheus-only state gauges and latency
+histograms, and the read-only snapshot for status pages."""
 
 import time
 from typing import Any, Dict, List
+
+from scootpy.metrics import Registry
+
+_PROMETHEUS_ONLY = (
+    ("jobs", "Jobs in progress by state: waiting (no task started), running, ending (EndSaga pending)"),
+    ("tasks", "Tasks of jobs in progress by state: waiting, running, completed"),
+    ("task_queue_depth", "Tasks waiting for a worker"),
+    ("workers", "Known workers by state: healthy, suspended (not lost), lost, offlined"),
+    ("task_try_duration_seconds", "Time from the start of a task try to its end, by the try's state and finality"),
+    ("job_duration_seconds", "Time from a job's admission (or recovery) to its EndSaga"),
+)
 
 _REQUESTOR_GAUGES = ("schedNumRunningJobsGauge", "schedWaitingJobsGauge", "schedNumRunningTasksGauge",
                      "schedNumWaitingTasksGauge")
@@ -29,6 +41,44 @@ def update(scheduler: Any, step_seconds: float) -> None:
     m.set("schedStartGauge", int(scheduler.started))
     m.observe("schedStepLatency_ms", step_seconds)
     _requestor_gauges(scheduler)
+    _state_gauges(m, cluster, jobs, lost)
+
+
+def describe(metrics: Registry) -> None:
+    """Declare the Prometheus-only families (kept out of the reference's metrics.json)."""
+    for name, text in _PROMETHEUS_ONLY:
+        metrics.describe(name, text, in_json=False)
+
+
+def _state_gauges(m: Registry, cluster: Any, jobs: List[Any], lost: int) -> None:
+    """Jobs, tasks and workers by state, as labelled gauges."""
+    job_states = {"waiting": 0, "running": 0, "ending": 0}
+    waiting = running = completed = 0
+    for job in jobs:
+        started = job.num_running or job.num_completed
+        job_states["ending" if job.done else "running" if started else "waiting"] += 1
+        waiting += len(job.waiting)
+        running += job.num_running
+        completed += job.num_completed
+    for state, count in job_states.items():
+        m.set("jobs", count, state=state)
+    for state, count in (("waiting", waiting), ("running", running), ("completed", completed)):
+        m.set("tasks", count, state=state)
+    m.set("task_queue_depth", waiting)
+    for state, count in (("healthy", len(cluster.healthy)), ("suspended", len(cluster.suspended) - lost),
+                         ("lost", lost), ("offlined", len(cluster.offlined))):
+        m.set("workers", count, state=state)
+
+
+def try_ended(metrics: Registry, runner: Any, result: Any) -> None:
+    """Observe one task try's duration, labelled with its final RunStatus state and whether it was final."""
+    metrics.observe("task_try_duration_seconds", time.monotonic() - runner.started,
+                    state=result.status.state.name, final=str(result.final).lower())
+
+
+def job_ended(metrics: Registry, job: Any) -> None:
+    """Observe a job's duration once its EndSaga is written."""
+    metrics.observe("job_duration_seconds", max(0.0, time.time() - job.created))
 
 
 def _requestor_gauges(scheduler: Any) -> None:

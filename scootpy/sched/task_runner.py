@@ -92,6 +92,7 @@ class TaskRunner:
         self.last: Optional[RunStatus] = None
         self._writes: Optional[gevent.Greenlet] = None
         self.released = False  # set by the scheduler loop once it freed the node
+        self.started = time.monotonic()  # the loop makes a runner as it assigns the try
 
     def abort(self, end_task: bool = True, error: str = USER_REQUESTED) -> None:
         """Ask the try to stop at its next checkpoint (a kill); it then records ABORTED."""

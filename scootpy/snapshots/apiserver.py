@@ -23,6 +23,7 @@ from scootpy.admin import AdminServer, run_servers  # noqa: E402
 from scootpy.flags import FlagSet, parse_or_exit  # noqa: E402
 from scootpy.logs import setup_logging  # noqa: E402
 from scootpy.metrics import Registry  # noqa: E402
+from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.snapshots.bundlestore import BundleApp, ViewApp  # noqa: E402
 from scootpy.snapshots.checkouts import remove_tree  # noqa: E402
 from scootpy.snapshots.gitdb import GitDB  # noqa: E402
@@ -48,6 +49,7 @@ def flagset() -> FlagSet:
     flags.string("http_addr", DEFAULT_HTTP_ADDR, "'host:port' addr to serve http on")
     flags.string("config", "{}", "API Server Config (either a filename like local.local or JSON text")
     flags.string("log_level", "info", "Log everything at this level and above (error|info|debug)")
+    flags.string("allow_from", "", ALLOW_FROM_HELP)
     for name, default, text in _IGNORED:
         flags.ignored(name, default, text)
     return flags
@@ -83,6 +85,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     flags.log_ignored(ns)
     try:
         addr = parse_addr(ns.http_addr)
+        allow = parse_allow_from(ns.allow_from)
     except ValueError as exc:
         log.error("%s", exc)
         sys.exit(1)
@@ -92,8 +95,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         store.remove_stale_temps()
         view = ViewApp(lambda: GitDB(tempfile.mkdtemp(prefix="view-repo-", dir=scratch), store, tmp_root=scratch))
         metrics = Registry("apiserver")
-        server = AdminServer(addr, metrics,
-                             mounts=[("/bundle", BundleApp(store, metrics)), ("/view", view)])
+        server = AdminServer(addr, metrics, mounts=[("/bundle", BundleApp(store, metrics)), ("/view", view)],
+                             allow=allow)
         log.info("bundlestore serving %s on http://%s/bundle/", store.root, ns.http_addr)
         servers = [server] + grpc_placeholder(ns)
         try:

@@ -37,6 +37,12 @@ class BundleApp:
         self.store, self.metrics, self.stall_s = store, metrics, stall_s
         for name in ("upload", "uploadOk", "uploadErr", "uploadExisting", "download", "downloadOk", "downloadErr"):
             metrics.inc(f"{name}Counter", 0)
+        for name, text in (("upload_bytes_total", "Bundle bytes received by uploads (accepted or not)"),
+                           ("download_bytes_total", "Bundle bytes sent by downloads")):
+            metrics.describe(name, text, in_json=False)
+            metrics.inc(name, 0)
+        metrics.describe("upload_duration_seconds", "Time to receive, check and store one upload, by result",
+                         in_json=False)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -69,9 +75,11 @@ class BundleApp:
             except ValueError as exc:
                 self.metrics.inc("uploadErrCounter")
                 return _text(start_response, "500 Internal Server Error", f"Error parsing TTL: {exc}\n")
-        length = _content_length(environ)
+        reader = CheckedReader(_StallGuard(environ["wsgi.input"], self.stall_s), _content_length(environ))
+        started, result = time.monotonic(), "error"
         try:
-            self.store.write(name, CheckedReader(_StallGuard(environ["wsgi.input"], self.stall_s), length))
+            self.store.write(name, reader)
+            result = "ok"
         except BundleError as exc:
             log.info("rejected upload of %s: %s", name, exc)
             self.metrics.inc("uploadErrCounter")
@@ -80,6 +88,9 @@ class BundleApp:
             log.warning("upload of %s failed: %s", name, exc)
             self.metrics.inc("uploadErrCounter")
             return _text(start_response, "500 Internal Server Error", f"Error writing Bundle: {exc}\n")
+        finally:
+            self.metrics.inc("upload_bytes_total", reader.total)
+            self.metrics.observe("upload_duration_seconds", time.monotonic() - started, result=result)
         self.metrics.inc("uploadOkCounter")
         return _text(start_response, "200 OK", f"Successfully wrote bundle {name}\n")
 
@@ -103,6 +114,7 @@ class BundleApp:
                 chunk = stream.read(CHUNK)
                 if not chunk:
                     break
+                self.metrics.inc("download_bytes_total", len(chunk))
                 yield chunk
         self.metrics.inc("downloadOkCounter")
 

@@ -2,15 +2,19 @@
 
 A thin adapter over ``scootpy.snapshots.gitdb.GitDB``. An empty snapshot id gets a fresh empty directory.
 Failures carry the reference's exit codes: checkout errors use the snapshot error's own code (211, 212,
-...) or 210; ingest errors are 250.
+...) or 210; ingest errors are 250. With a metrics registry, each snapshot checkout and ingest is timed
+(``snapshot_checkout_seconds``, ``snapshot_ingest_seconds``, labelled ``result="ok"|"error"``).
 """
 
 import logging
 import os
 import shutil
 import tempfile
-from typing import Dict
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
 
+from scootpy.metrics import Registry
 from scootpy.snapshots.ids import SnapshotError
 
 log = logging.getLogger(__name__)
@@ -48,16 +52,32 @@ class Checkout:
 class Filer:
     """Checkouts and output ingestion for runs, over a GitDB (``db`` None until initialized)."""
 
-    def __init__(self, tmp_dir: str, db=None):
+    def __init__(self, tmp_dir: str, db=None, metrics: Optional[Registry] = None):
         self.tmp_dir = tmp_dir
         self.db = db
+        self.metrics = metrics
+        if metrics is not None:
+            for step in ("checkout", "ingest"):
+                metrics.describe(f"snapshot_{step}_seconds", f"Time to {step} a run's snapshot, by result",
+                                 in_json=False)
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        started, result = time.monotonic(), "error"
+        try:
+            yield
+            result = "ok"
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(f"snapshot_{step}_seconds", time.monotonic() - started, result=result)
 
     def checkout(self, snapshot_id: str) -> Checkout:
         """Check out ``snapshot_id`` ("" = a new empty directory); raise FilerError."""
         if not snapshot_id:
             return Checkout(tempfile.mkdtemp(prefix="invoke_nop_checkout", dir=self.tmp_dir))
         try:
-            return Checkout(self.db.checkout(snapshot_id), self.db)
+            with self._timed("checkout"):
+                return Checkout(self.db.checkout(snapshot_id), self.db)
         except SnapshotError as e:
             raise FilerError(str(e), e.exit_code or CHECKOUT_FAILURE) from None
         except OSError as e:
@@ -73,7 +93,8 @@ class Filer:
             except OSError as e:
                 raise FilerError(f"error staging ingestion for {name}: {e}", POST_EXEC_FAILURE) from None
             try:
-                return self.db.ingest_dir(staging)
+                with self._timed("ingest"):
+                    return self.db.ingest_dir(staging)
             except (SnapshotError, OSError) as e:
                 raise FilerError(f"error ingesting results: {e}", POST_EXEC_FAILURE) from None
         finally:

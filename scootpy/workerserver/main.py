@@ -34,6 +34,7 @@ from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.runs import RunState  # noqa: E402
 from scootpy.sched.cluster.local import ps_fetch  # noqa: E402
 from scootpy.snapshots.gitdb import GitDB  # noqa: E402
+from scootpy.snapshots.metered import MeteredStore  # noqa: E402
 from scootpy.snapshots.store import FileStore, Store, addr_from_cloudscootaddr, store_for_worker_flag  # noqa: E402
 from scootpy.thriftrpc import ThriftServer, parse_addr  # noqa: E402
 from scootpy.workerserver.execer import InterceptExecer  # noqa: E402
@@ -128,7 +129,7 @@ class Worker:
         self.started = time.monotonic()
         self.outputs = OutputCreator(os.path.join(tmp, "output"), ns.http_addr)
         self.os_execer = OsExecer(mem_cap=ns.mem_cap, metrics=self.metrics)
-        self.filer = Filer(tmp)
+        self.filer = Filer(tmp, metrics=self.metrics)
         invoker = Invoker(self.filer, self.outputs, InterceptExecer(SimExecer(), self.os_execer), self.metrics)
         self.queue = RunQueue(invoker, self.metrics)
         self.handler = WorkerHandler(self.queue, self.metrics)
@@ -143,7 +144,7 @@ class Worker:
         try:
             store = locate_store(self.ns.bundlestore, self.tmp)
             repo = tempfile.mkdtemp(prefix="gitdb-repo-", dir=self.tmp)
-            self.filer.db = GitDB(repo, store=store, tmp_root=self.tmp)
+            self.filer.db = GitDB(repo, store=MeteredStore(store, self.metrics), tmp_root=self.tmp)
         except Exception as e:  # any failure leaves the worker up but never initialized, like the reference
             log.error("worker initialization failed: %s", e)
             self.metrics.inc("workerDownloadInitFailure")

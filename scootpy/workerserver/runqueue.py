@@ -8,6 +8,7 @@ transport errors with the identical command).
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -45,6 +46,9 @@ class RunQueue:
                  on_fatal: Callable[[], None] = _fatal_exit):
         self.invoker = invoker
         self.metrics = metrics
+        metrics.describe("runs_total", "Runs ended, by final state", in_json=False)
+        metrics.describe("run_duration_seconds", "Time from accepting a run to its final state, by final state",
+                         in_json=False)
         self.statuses = statuses or StatusManager(history=1)
         self.on_fatal = on_fatal
         self.initialized = False
@@ -80,6 +84,7 @@ class RunQueue:
         return RunStatus(RunState.FAILED, error=QUEUE_FULL)
 
     def _execute(self, active: _Active, cmd: RunCommand, bazel: bool) -> None:
+        started = time.monotonic()
         try:
             final = self.invoker.run(active.run_id, cmd, active.abort, self.statuses.update, bazel)
         except Exception as e:
@@ -87,6 +92,8 @@ class RunQueue:
             final = RunStatus(RunState.FAILED, run_id=active.run_id, exit_code=250, error=f"error execing: {e}",
                               job_id=cmd.job_id, task_id=cmd.task_id, tag=cmd.tag)
         log.info("run %s finished: %s exit %s %s", final.run_id, final.state.name, final.exit_code, final.error)
+        self.metrics.inc("runs_total", state=final.state.name)
+        self.metrics.observe("run_duration_seconds", time.monotonic() - started, state=final.state.name)
         self.statuses.update(final)
         self._active = None
         active.finished.set()
