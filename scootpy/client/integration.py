@@ -8,18 +8,14 @@ until COMPLETED (10 s per job); offline worker 0 and run 10 jobs on the other fo
 
 import json
 import logging
-import sys
 import time
 from typing import List, Optional
 
-from scootpy.client import addrs, signals
+from scootpy.client import addrs
 from scootpy.client.cloudscoot import CloudScootClient
-from scootpy.client.cluster import SetupError, child_log_level
 from scootpy.client.smoke import run_tool
-from scootpy.client.testcluster import LocalTestCluster
-from scootpy.flags import FlagSet
+from scootpy.client.testcluster import LocalTestCluster, harness_main
 from scootpy.idl import scoot
-from scootpy.logs import LEVELS, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +90,4 @@ def run_integration(ports: addrs.Ports, log_level: str, clusters: List[LocalTest
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point."""
-    fs = FlagSet("scoot-integration")
-    fs.string("log_level", "info", "Log everything at this level and above (error|info|debug)")
-    ns = fs.parse(sys.argv[1:] if argv is None else argv)
-    setup_logging("info")
-    if ns.log_level.lower() not in LEVELS:
-        log.critical('not a valid logrus Level: "%s"', ns.log_level)
-        sys.exit(1)
-    logging.getLogger().setLevel(LEVELS[ns.log_level.lower()])
-    clusters: List[LocalTestCluster] = []
-    signals.install()
-    code = 0
-    try:
-        run_integration(addrs.Ports(addrs.port_offset()), child_log_level(ns.log_level), clusters)
-    except signals.Interrupted as e:
-        log.info("signal %s received; shutting down", e)
-        code = 1
-    except (SetupError, RuntimeError, ValueError) as e:
-        log.critical("%s", e)
-        code = 1
-    finally:
-        signals.ignore()
-        for cluster in clusters:
-            cluster.kill()
-    sys.exit(code)
+    harness_main("scoot-integration", run_integration, argv)

@@ -8,19 +8,15 @@ always torn down first, unlike the reference).
 """
 
 import logging
-import sys
 import threading
 import time
 from typing import Dict, List, Optional
 
-from scootpy.client import addrs, signals
+from scootpy.client import addrs
 from scootpy.client.cloudscoot import CloudScootClient
-from scootpy.client.cluster import SetupError, child_log_level
 from scootpy.client.jobhelpers import RPC_ERRORS, generate_job, start_job, wait_for_jobs
-from scootpy.client.testcluster import LocalTestCluster
-from scootpy.flags import FlagSet
+from scootpy.client.testcluster import LocalTestCluster, harness_main
 from scootpy.idl import scoot
-from scootpy.logs import LEVELS, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +76,4 @@ def run_recovery(ports: addrs.Ports, log_level: str, clusters: List[LocalTestClu
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: exit 0 when every job survived the crash, 1 otherwise."""
-    fs = FlagSet("recoverytest")
-    fs.string("log_level", "info", "Log everything at this level and above (error|info|debug)")
-    ns = fs.parse(sys.argv[1:] if argv is None else argv)
-    setup_logging("info")
-    if ns.log_level.lower() not in LEVELS:
-        log.error('not a valid logrus Level: "%s"', ns.log_level)
-        sys.exit(1)
-    logging.getLogger().setLevel(LEVELS[ns.log_level.lower()])
-    clusters: List[LocalTestCluster] = []
-    signals.install()
-    code = 0
-    try:
-        run_recovery(addrs.Ports(addrs.port_offset()), child_log_level(ns.log_level), clusters)
-    except signals.Interrupted as e:
-        log.info("signal %s received; shutting down", e)
-        code = 1
-    except (SetupError, RuntimeError, TimeoutError, ValueError) as e:
-        log.critical("%s", e)
-        code = 1
-    finally:
-        signals.ignore()
-        for cluster in clusters:
-            cluster.kill()
-    sys.exit(code)
+    harness_main("recoverytest", run_recovery, argv)

@@ -7,16 +7,19 @@ remembered so that waiting for readiness fails fast instead of hanging.
 
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 import time
-from typing import Optional
+from typing import Callable, List, Optional
 
-from scootpy.client import addrs
-from scootpy.client.cluster import ClusterConfig, SetupError, start_cluster
+from scootpy.client import addrs, signals
+from scootpy.client.cluster import ClusterConfig, SetupError, child_log_level, start_cluster
 from scootpy.client.cmds import Cmds, CmdsError
 from scootpy.client.cloudscoot import CloudScootClient
 from scootpy.client.jobhelpers import RPC_ERRORS
+from scootpy.flags import FlagSet
+from scootpy.logs import LEVELS, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +72,38 @@ class LocalTestCluster:
                 if time.monotonic() > deadline:
                     raise SetupError(f"cluster not ready after {limit:g}s: {e}") from None
             time.sleep(poll)
+
+
+Harness = Callable[[addrs.Ports, str, List[LocalTestCluster]], None]
+
+
+def harness_main(prog: str, harness: Harness, argv: Optional[List[str]] = None) -> None:
+    """Entry point shared by ``recoverytest`` and ``scoot-integration``.
+
+    Parses ``-log_level``, runs ``harness(ports, child_log_level, clusters)`` and exits 0 when it returns,
+    1 on a signal or a failure; every cluster the harness appended to ``clusters`` is killed first.
+    """
+    fs = FlagSet(prog)
+    fs.string("log_level", "info", "Log everything at this level and above (error|info|debug)")
+    ns = fs.parse(sys.argv[1:] if argv is None else argv)
+    setup_logging("info")
+    if ns.log_level.lower() not in LEVELS:
+        log.error('not a valid logrus Level: "%s"', ns.log_level)
+        sys.exit(1)
+    logging.getLogger().setLevel(LEVELS[ns.log_level.lower()])
+    clusters: List[LocalTestCluster] = []
+    signals.install()
+    code = 0
+    try:
+        harness(addrs.Ports(addrs.port_offset()), child_log_level(ns.log_level), clusters)
+    except signals.Interrupted as e:
+        log.info("signal %s received; shutting down", e)
+        code = 1
+    except (SetupError, RuntimeError, TimeoutError, ValueError) as e:
+        log.critical("%s", e)
+        code = 1
+    finally:
+        signals.ignore()
+        for cluster in clusters:
+            cluster.kill()
+    sys.exit(code)
