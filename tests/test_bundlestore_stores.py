@@ -199,3 +199,23 @@ def test_names_are_quoted_in_urls(scripted):
     with pytest.raises(InvalidName):
         HttpStore(server.url, backoff=0.01).open_read("bs-a b?.bundle")
     assert len(server.requests) == 1 and server.requests[0][1] == "/bundle/bs-a b?.bundle"
+
+
+
+def test_keep_alive_connection_is_reused_and_a_dropped_one_replaced(scripted):
+    server = scripted([])
+    peers = []
+    app = server.app
+
+    def recording_app(environ, start_response):
+        peers.append(environ["REMOTE_PORT"])
+        return app(environ, start_response)
+    server.server.application = recording_app
+    store = HttpStore(server.url, tries=1)
+    assert store.write("bs-a.bundle", io.BytesIO(b"one")) is True
+    assert store.write("bs-b.bundle", io.BytesIO(b"two")) is True
+    assert len(peers) == 2 and len(set(peers)) == 1, "both POSTs went over one kept-alive connection"
+    for _, conn in store._idle:  # the connection breaks meanwhile: the next request must still work
+        conn.sock.close()
+    assert store.write("bs-c.bundle", io.BytesIO(b"three")) is True
+    assert [r[3] for r in server.requests] == [3, 3, 5] and len(set(peers)) == 2

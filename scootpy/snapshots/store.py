@@ -2,9 +2,9 @@
 
 ``FileStore`` keeps one file per name in a directory and publishes writes atomically; ``HttpStore`` talks to
 a bundlestore server (``apiserver``) at ``<root>/<name>`` with HEAD/GET/POST, retrying 5xx and transport
-errors with exponential backoff and streaming bodies both ways. Both offer ``exists``, ``open_read`` and
-``write``; ``ttl`` on write is seconds from now (the HTTP store sends it as the ``x-scoot-expires`` header,
-the file store keeps no metadata, like the reference).
+errors with exponential backoff and streaming bodies both ways; POSTs reuse idle keep-alive connections.
+Both offer ``exists``, ``open_read`` and ``write``; ``ttl`` on write is seconds from now (the HTTP store
+sends it as the ``x-scoot-expires`` header, the file store keeps no metadata, like the reference).
 """
 
 import http.client
@@ -13,12 +13,13 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from email.utils import format_datetime, parsedate_to_datetime
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Dict, Optional, Tuple, Union
+from typing import BinaryIO, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 from scootpy.snapshots.ids import SnapshotError
@@ -31,6 +32,7 @@ BUNDLE_NAME_TEXT = "^bs-[a-z0-9]{40}.bundle"
 BUNDLE_NAME = re.compile(r"bs-[a-z0-9]{40}\.bundle")
 CHUNK = 1 << 20
 MAX_NAME = 255
+MAX_IDLE = 4  # idle keep-alive connections an HttpStore keeps
 
 
 class StoreError(SnapshotError):
@@ -170,10 +172,54 @@ class HttpStore:
             raise StoreError(f"invalid bundlestore URL: {root_url}")
         self._scheme, self._netloc, self._path = url.scheme, url.netloc, url.path
         self.tries, self.backoff, self.max_backoff, self.timeout = max(1, tries), backoff, max_backoff, timeout
+        self._idle: List[Tuple[int, http.client.HTTPConnection]] = []
+        self._idle_lock = threading.Lock()
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return cls(self._netloc, timeout=self.timeout, blocksize=CHUNK)
+
+    def _reuse(self) -> Optional[http.client.HTTPConnection]:
+        """An idle connection made by this OS thread (an event loop's sockets stay with its thread)."""
+        me = threading.get_native_id()
+        with self._idle_lock:
+            for i, (owner, conn) in enumerate(self._idle):
+                if owner == me:
+                    del self._idle[i]
+                    return conn
+        return None
+
+    def _done(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+        """Keep ``conn`` for the next request if its response was read to the end and it stays open."""
+        if resp.isclosed() and not resp.will_close and conn.sock is not None:
+            with self._idle_lock:
+                if len(self._idle) < MAX_IDLE:
+                    self._idle.append((threading.get_native_id(), conn))
+                    return
+        conn.close()
+
+    def _send(self, method: str, path: str, body: Optional[BinaryIO], start: int,
+              headers: Dict[str, str]) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """One try: on an idle connection if there is one (if the server dropped it meanwhile, again on a
+        new one), else on a new connection."""
+        conn = self._reuse()
+        if conn is not None:
+            try:
+                if body is not None:
+                    body.seek(start)
+                conn.request(method, path, body=body, headers=headers)
+                return conn, conn.getresponse()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+        conn = self._connect()
+        try:
+            if body is not None:
+                body.seek(start)
+            conn.request(method, path, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
 
     def _request(self, method: str, name: str, body: Optional[BinaryIO] = None,
                  headers: Optional[Dict[str, str]] = None) -> Tuple[http.client.HTTPConnection,
@@ -184,14 +230,9 @@ class HttpStore:
         for attempt in range(self.tries):
             if attempt:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-            conn = self._connect()
             try:
-                if body is not None:
-                    body.seek(start)
-                conn.request(method, self._path + quote(name, safe=""), body=body, headers=headers or {})
-                resp = conn.getresponse()
+                conn, resp = self._send(method, self._path + quote(name, safe=""), body, start, headers or {})
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
                 last = f"{type(exc).__name__}: {exc}"
                 log.debug("%s %s%s try %d failed: %s", method, self.root, name, attempt + 1, last)
                 continue
@@ -218,7 +259,7 @@ class HttpStore:
                     return True
             return True
         finally:
-            conn.close()
+            conn.close()  # some servers (gevent's pywsgi) send a body after HEAD: never reuse this one
 
     def open_read(self, name: str) -> _Response:
         conn, resp = self._request("GET", check_name(name))
@@ -249,7 +290,7 @@ class HttpStore:
         try:
             text = resp.read(4096).decode(errors="replace").strip()
         finally:
-            conn.close()
+            self._done(conn, resp)
         if resp.status != 200:
             raise StoreError(f"POST {self.root}{name}: {resp.status} {resp.reason}: {text}")
         return "already exists" not in text
