@@ -3,7 +3,7 @@
 Bundles live in ``$BUNDLESTORE_STORE_DIR`` or, when unset, in a temporary directory removed at exit. Every
 reference flag is accepted; the gRPC/CAS ones (Bazel, out of scope) are ignored with one log line, except
 that a given ``-grpc_addr`` is listened on (connections closed at once) because the reference's cluster
-setup waits for that port.
+setup waits for that port. ``-allow_from`` (ours) limits which peers get answers (others get 403).
 """
 
 from gevent import monkey
