@@ -118,3 +118,79 @@ def test_db_fast_and_git_paths_agree_end_to_end(tmp_path):
         assert out.returncode == 0, out.stdout
         for name in os.listdir(src):
             assert os.access(os.path.join(co, name), os.X_OK) == bool(os.stat(src / name).st_mode & 0o111)
+
+
+def test_ingest_files_names_files_in_place_like_a_directory_of_them(tmp_path):
+    rng = random.Random(11)
+    src = fill(tmp_path / "src", rng, 8)
+    scattered = tmp_path / "scattered"
+    scattered.mkdir()
+    files = {}
+    for i, name in enumerate(sorted(os.listdir(src))):  # same bytes and modes under other names elsewhere
+        os.link(src / name, scattered / f"x{i}")
+        files[name] = str(scattered / f"x{i}")
+    repo = git.init_repo(tmp_path / "data")
+    fast = FastIngester(repo)
+    unwritten = fast.ingest_files(files, write=False)
+    assert unwritten.sha == raw_tree_id(src, tmp_path)
+    assert subprocess.run(["git", "cat-file", "-e", unwritten.sha], cwd=repo).returncode != 0, "nothing written"
+    written = fast.ingest_files(files)
+    assert written.sha == unwritten.sha and sh_git(repo, "cat-file", "-t", written.sha) == "tree"
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: {"ok": str(d / "ok"), "sub": str(d)},
+    lambda d: (os.symlink(d / "ok", d / "link"), {"ok": str(d / "link")})[1],
+    lambda d: {"ok": str(d / "ok"), ".gitignore": str(d / "ok")},
+    lambda d: {"name with space": str(d / "ok")},
+    lambda d: {"ok": str(d / "missing")},
+    lambda d: ((d / "big").write_bytes(b"\0" * (9 << 20)), {"big": str(d / "big")})[1],
+    lambda d: {f"f{i}": str(d / "ok") for i in range(65)},
+])
+def test_ingest_files_steps_aside_and_the_worker_stages_instead(tmp_path, make):
+    from scootpy.workerserver.filer import Filer
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok").write_text("ok")
+    files = make(src)
+    repo = git.init_repo(tmp_path / "data")
+    assert FastIngester(repo).ingest_files(files) is None
+    with GitDB(repo, FileStore(tmp_path / "store"), tmp_root=tmp_path) as db:
+        assert db.ingest_files(files) is None
+        filer = Filer(str(tmp_path), db)
+        if any(not os.path.isfile(p) for p in files.values()):
+            with pytest.raises(Exception, match="error staging ingestion"):
+                filer.ingest(files)
+            return
+        snap = filer.ingest(files)
+    staged = tmp_path / "staged"  # git's own tree of a directory of links to the files
+    staged.mkdir()
+    for name, path in files.items():
+        os.link(path, staged / name, follow_symlinks=False)
+    assert snap.endswith(raw_tree_id(staged, tmp_path))
+
+
+def test_worker_outputs_travel_only_in_the_bundle_and_come_back_on_checkout(tmp_path):
+    from scootpy.workerserver.filer import Filer
+
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {}
+    for name, text in (("STDOUT", "out\n"), ("STDERR", "err\n"), ("STDLOG", "out\nerr\n")):
+        (out / f"run-{name}").write_text(text)
+        files[name] = str(out / f"run-{name}")
+    store = FileStore(tmp_path / "store")
+    with GitDB(tmp_path / "worker", store, tmp_root=tmp_path) as db:
+        snap = Filer(str(tmp_path), db).ingest(files)
+        sha = snap.rsplit("-", 1)[-1]
+        assert snap.startswith("bs-fs-") and os.listdir(store.root) == [f"bs-{sha}.bundle"]
+        assert subprocess.run(["git", "cat-file", "-e", sha], cwd=db.repo).returncode != 0
+        co = db.checkout(snap)  # fetched back from the store
+        assert sorted(os.listdir(co)) == ["STDERR", "STDLOG", "STDOUT"]
+        assert (tmp_path / "out" / "run-STDLOG").read_text() == open(os.path.join(co, "STDLOG")).read()
+        db.release_checkout(co)
+    with GitDB(tmp_path / "plain", tmp_root=tmp_path) as local_db:  # no store: the objects must stay here
+        snap = Filer(str(tmp_path), local_db).ingest(files)
+        assert snap.startswith("local-fs-")
+        assert sh_git(local_db.repo, "cat-file", "-p", f"{snap.rsplit('-', 1)[-1]}:STDOUT") == "out"

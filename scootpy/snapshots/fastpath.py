@@ -55,21 +55,37 @@ class FastIngester:
         if not self.enabled:
             return None
         entries = _plain_entries(directory)
-        if entries is None:
+        return None if entries is None else self._tree(entries, write=True)
+
+    def ingest_files(self, files: Dict[str, str], write: bool = True) -> Optional[FastTree]:
+        """The tree of a directory holding exactly ``files`` (name -> path of a regular file), or None when
+        git must do it; its objects are written to the repository only if ``write``."""
+        if not self.enabled or len(files) > MAX_ENTRIES:
             return None
+        entries = []
+        for name, path in files.items():
+            entry = _plain_entry(name, path)
+            if entry is None:
+                return None
+            entries.append(entry)
+        return self._tree(sorted(entries, key=lambda e: e[0].encode()), write)
+
+    def _tree(self, entries: List[Tuple[str, str, bytes]], write: bool) -> FastTree:
         result = FastTree("")
         body = b""
         for name, mode, data in entries:
-            sha = self._write("blob", data)
+            sha = self._write("blob", data, write)
             result.objects.append(("blob", sha, data))
             body += f"{mode} {name}\0".encode() + bytes.fromhex(sha)
-        result.sha = self._write("tree", body)
+        result.sha = self._write("tree", body, write)
         result.objects.append(("tree", result.sha, body))
         return result
 
-    def _write(self, kind: str, data: bytes) -> str:
+    def _write(self, kind: str, data: bytes, write: bool = True) -> str:
         raw = f"{kind} {len(data)}\0".encode() + data
         sha = hashlib.sha1(raw).hexdigest()
+        if not write:
+            return sha
         target = self.objects / sha[:2] / sha[2:]
         if target.exists():
             return sha
@@ -101,20 +117,28 @@ def _plain_entries(directory: Path) -> Optional[List[Tuple[str, str, bytes]]]:
         return None
     entries = []
     for entry in found:
-        if not _SAFE_NAME.fullmatch(entry.name) or entry.name.endswith("."):
+        plain = _plain_entry(entry.name, entry.path)
+        if plain is None:
             return None
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-                return None
-            with open(entry.path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError:
-            return None
-        if len(data) > MAX_FILE_BYTES:
-            return None
-        entries.append((entry.name, "100755" if info.st_mode & 0o111 else "100644", data))
+        entries.append(plain)
     return sorted(entries, key=lambda e: e[0].encode())
+
+
+def _plain_entry(name: str, path: str) -> Optional[Tuple[str, str, bytes]]:
+    """(name, mode, bytes) of a small regular file with a plain name (a symlink is not followed), else None."""
+    if not _SAFE_NAME.fullmatch(name) or name.endswith("."):
+        return None
+    try:
+        info = os.stat(path, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return None
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        return None
+    return name, "100755" if info.st_mode & 0o111 else "100644", data
 
 
 def _config_is_plain(repo: Path) -> bool:

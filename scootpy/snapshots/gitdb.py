@@ -115,6 +115,15 @@ class GitDB:
         return self._publish(Kind.FS, self._write_tree(self.repo, path))
 
     @_guarded
+    def ingest_files(self, files: Dict[str, str]) -> Optional[str]:
+        """Snapshot a directory holding exactly ``files`` (name -> path) without making that directory, or
+        None when the in-process fast path does not apply (then ingest a real directory). With a store the
+        objects travel only in the uploaded bundle; a later checkout here fetches them like any other."""
+        local = self.store is None
+        fast = self._fast.ingest_files(files, write=local)
+        return None if fast is None else self._publish(Kind.FS, fast.sha, fast, local=local)
+
+    @_guarded
     def ingest_git_commit(self, repo_dir: Union[str, Path], commit: str) -> str:
         """Snapshot ``commit`` (any commit-ish) of the repository ``repo_dir``."""
         try:
@@ -148,9 +157,11 @@ class GitDB:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _publish(self, kind: Kind, sha: str, fast: Optional[FastTree] = None) -> str:
-        """Share a new snapshot: to the store when there is one, else as a tag when tags are configured."""
-        self._remember(sha)
+    def _publish(self, kind: Kind, sha: str, fast: Optional[FastTree] = None, local: bool = True) -> str:
+        """Share a new snapshot: to the store when there is one, else as a tag when tags are configured.
+        ``local``: its objects are in the data repository."""
+        if local:
+            self._remember(sha)
         if self.store is None and self.tags is not None:
             push_tag(self.repo, self.tags, sha)
             return format_id(SnapshotRef(Backend.TAGS, kind, sha, self.tags.name))

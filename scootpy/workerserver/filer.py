@@ -84,7 +84,16 @@ class Filer:
             raise FilerError(str(e), CHECKOUT_FAILURE) from None
 
     def ingest(self, files: Dict[str, str]) -> str:
-        """Snapshot a directory holding exactly ``files`` (snapshot name -> local path); return its id."""
+        """Snapshot a directory holding exactly ``files`` (snapshot name -> local path); return its id.
+        Small plain files are snapshotted in place; others are linked into a staging directory first."""
+        with self._timed("ingest"):
+            try:
+                snapshot_id = self.db.ingest_files(files)
+            except (SnapshotError, OSError) as e:
+                raise FilerError(f"error ingesting results: {e}", POST_EXEC_FAILURE) from None
+            return snapshot_id if snapshot_id is not None else self._ingest_staged(files)
+
+    def _ingest_staged(self, files: Dict[str, str]) -> str:
         staging = tempfile.mkdtemp(prefix="invoke", dir=self.tmp_dir)
         try:
             try:
@@ -93,8 +102,7 @@ class Filer:
             except OSError as e:
                 raise FilerError(f"error staging ingestion for {name}: {e}", POST_EXEC_FAILURE) from None
             try:
-                with self._timed("ingest"):
-                    return self.db.ingest_dir(staging)
+                return self.db.ingest_dir(staging)
             except (SnapshotError, OSError) as e:
                 raise FilerError(f"error ingesting results: {e}", POST_EXEC_FAILURE) from None
         finally:
