@@ -105,7 +105,8 @@ class AdminServer:
         self.stop()
 
     def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """Serve one request, counting it by method and status code once its body is sent."""
+        """Serve one request, counting it by method and status code once its body is produced (a streamed
+        body: once the server closes it after the last byte)."""
         started, status = time.monotonic(), ["500"]
 
         def recording_start_response(line: str, headers: list, exc_info: Any = None) -> Callable:
@@ -123,6 +124,9 @@ class AdminServer:
         except BaseException:
             done()
             raise
+        if hasattr(body, "__len__"):  # produced already; kept as is so gevent still sets Content-Length
+            done()
+            return body
         return _Metered(body, done)
 
     def _route(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -45,6 +45,11 @@ def streamed(environ, start_response):
     yield b"part two"
 
 
+def unsized(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"abc", b"de"]
+
+
 def broken(environ, start_response):
     raise RuntimeError("handler bug")
 
@@ -52,7 +57,8 @@ def broken(environ, start_response):
 @pytest.fixture
 def admin():
     registry = Registry("t")
-    server = AdminServer(("127.0.0.1", 0), registry, mounts=[("/stream", streamed), ("/broken", broken)],
+    server = AdminServer(("127.0.0.1", 0), registry, mounts=[("/stream", streamed), ("/broken", broken),
+                                                              ("/unsized", unsized)],
                          allow=lambda peer: peer == "127.0.0.1")
     server.start()
     yield server, registry
@@ -83,6 +89,19 @@ def test_http_requests_are_counted_by_method_and_code_after_the_body(admin):
     assert got[("scoot_t_http_requests_total", (("code", "200"), ("method", "other")))] == 1
     assert got[("scoot_t_http_requests_total", (("code", "500"), ("method", "GET")))] == 1
     assert got[("scoot_t_http_request_duration_seconds_count", (("method", "GET"),))] == 4
+
+
+def test_counting_keeps_gevent_content_length_for_list_bodies(admin):
+    server, registry = admin
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/unsized")
+        resp = conn.getresponse()
+        assert resp.read() == b"abcde"
+        assert resp.getheader("Content-Length") == "5" and resp.getheader("Transfer-Encoding") is None
+    finally:
+        conn.close()
+    assert registry.value("http_requests_total", method="GET", code="200") == 1
 
 
 def test_prometheus_only_families_stay_out_of_metrics_json(admin):
