@@ -89,6 +89,8 @@ class ThriftServer:
         if describe is not None:
             describe("rpc_requests_total", "Thrift calls served, by method")
             describe("rpc_latency_seconds", "Time spent in the handler of a Thrift call, by method")
+            describe("rpc_connections_refused_total", "Thrift connections closed at accept by -allow_from",
+                     in_json=False)
         self.allow = allow
         self._server = gevent.server.StreamServer(addr, self._handle, spawn=Pool(limits.max_connections))
 
@@ -121,6 +123,8 @@ class ThriftServer:
         if self.allow is not None and not self.allow(peer[0]):
             log.info("refused thrift connection from %s", peer[0])
             sock.close()
+            if self.metrics is not None:
+                self.metrics.inc("rpc_connections_refused_total")
             return
         transport = SocketTransport(sock, self.limits)
         proto = protocol(transport)

@@ -98,6 +98,9 @@ def test_workerserver_answers_only_the_allowed_source(procs, tmp_path):
         thrift_call(w.thrift, REFUSED, worker.Worker, "QueryWorker")
     assert_http_acl(w.http)
     assert http_get(w.http, REFUSED, "/metrics")[0] == 403
+    text = http_get(w.http, ALLOWED, "/metrics")[1].decode()
+    # start_worker's wait_port probe, the raw call and the client's call all came from 127.0.0.1
+    assert "scoot_workerserver_rpc_connections_refused_total 3" in text
 
 
 def test_apiserver_answers_only_the_allowed_source(procs, tmp_path):
