@@ -180,7 +180,8 @@ class Registry:
         return re.sub(r"[^a-zA-Z0-9_:]", "_", f"scoot_{self.scope}_{name}")
 
     def _header(self, name: str, pname: str, kind: str) -> Iterable[str]:
-        text = self._help.get(name, name).replace("\\", "\\\\").replace("\n", "\\n")
+        default = f"{name}, in seconds (metrics.json reports it in ms)" if kind == "histogram" else name
+        text = self._help.get(name, default).replace("\\", "\\\\").replace("\n", "\\n")
         return [f"# HELP {pname} {text}", f"# TYPE {pname} {kind}"]
 
 

@@ -218,3 +218,13 @@ def test_try_and_job_durations_are_observed():
     assert got[("scoot_scheduler_task_try_duration_seconds_sum", (("final", "true"), ("state", "COMPLETE")))] >= 2
     assert got[("scoot_scheduler_job_duration_seconds_count", ())] == 1
     assert got[("scoot_scheduler_job_duration_seconds_sum", ())] >= 3
+
+
+def test_reference_latency_histograms_say_their_prometheus_unit():
+    registry = Registry("w")
+    registry.observe("workerTaskLatency_ms", 0.25)
+    text = registry.to_prometheus()
+    help_line = "# HELP scoot_w_workerTaskLatency_ms workerTaskLatency_ms, in seconds (metrics.json reports it in ms)"
+    assert help_line in text
+    assert "scoot_w_workerTaskLatency_ms_sum 0.25" in text
+    assert json.loads(registry.to_json())["w/workerTaskLatency_ms.sum"] == 250
