@@ -4,6 +4,8 @@ Servers add their own paths (worker output files, bundlestore, status page) as W
 prefix. Unknown paths answer 501 with the reference's text. With ``clean_paths=True`` it also redirects
 like Go's ServeMux: an unclean path (``/output//0-stdout``, ``/a/../health``) and a mount prefix ``/x/``
 asked for as ``/x`` get a 301 to the clean path, query kept (the worker's ``/output/`` URIs rely on it).
+Peers ``allow`` refuses get 403. Every request is counted by method and status code
+(``http_requests_total``) and timed (``http_request_duration_seconds``), in Prometheus text only.
 """
 
 import http.client
