@@ -19,7 +19,7 @@ from scootpy.idl import scoot
 from scootpy.snapshots.gitdb import GitDB
 from scootpy.snapshots.store import HttpStore
 from scootpy.thriftrpc import ThriftClient
-from tests.procs import binary, free_port, wait_port
+from tests.procs import Processes, binary, free_port, wait_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -109,8 +109,6 @@ def wait_for(check, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def scrapes(tmp_path_factory):
     """Run the job once for the module's tests; return the three scrapes and the metrics.json objects."""
-    from tests.procs import Processes
-
     tmp_path, procs = tmp_path_factory.mktemp("prometheus"), Processes()
     try:
         api, w_http, s_thrift, s_http = start_cluster(procs, tmp_path)
