@@ -77,6 +77,8 @@ def smoke() -> List[Row]:
 def _run_on_worker(client: ThriftClient, snapshot: str = "") -> float:
     started = time.monotonic()
     status = client.Run(worker.RunCommand(argv=["true"], env={}, snapshotId=snapshot, timeoutMs=60000))
+    if status.status != worker.Status.PENDING:
+        raise RuntimeError(f"Run refused: {status}")
     run_id = status.runId
     while True:
         runs = [r for r in client.QueryWorker().runs if r.runId == run_id]
@@ -95,8 +97,12 @@ def worker_overhead() -> List[Row]:
         started = time.monotonic()
         subprocess.run(["true"])
         bare.append(time.monotonic() - started)
-    with Cluster(workers=1) as cluster:
+    with Cluster(workers=1, scheduler=False) as cluster:  # a scheduler would poll (and may abort) the runs
         client = ThriftClient(worker.Worker, cluster.worker_addrs[0])
+        deadline = time.monotonic() + 30
+        while not client.QueryWorker().initialized and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _run_on_worker(client)
         plain = [_run_on_worker(client) for _ in range(30)]
         repo = Path(cluster.tmp.name) / "client-repo"  # scoot-snapshot-db, like the reference, needs a git repo
         _git(["init", "-q", str(repo)], Path(cluster.tmp.name))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 BIN = Path(sys.executable).parent
+_ALIASES = {"workerserver": "bench-wk", "apiserver": "bench-api", "scheduler": "bench-sched"}
 
 
 def free_port() -> int:
@@ -44,9 +45,10 @@ def rss_mb(pid: int) -> float:
 class Cluster:
     """Start with ``with Cluster(workers=5) as c:``; ``c.sched_addr`` is the CloudScoot address."""
 
-    def __init__(self, workers: int = 5, apiserver: bool = True, log_level: str = "error"):
+    def __init__(self, workers: int = 5, apiserver: bool = True, log_level: str = "error", scheduler: bool = True):
         self.workers = workers
         self.apiserver = apiserver
+        self.with_scheduler = scheduler
         self.log_level = log_level
         self.procs: List[subprocess.Popen] = []
         self.tmp = tempfile.TemporaryDirectory(prefix="scoot-bench-")
@@ -56,7 +58,12 @@ class Cluster:
 
     def _start(self, argv: List[str], port: int, env: Optional[dict] = None) -> subprocess.Popen:
         full_env = dict(os.environ, TMPDIR=self.tmp.name, **(env or {}))
-        proc = subprocess.Popen([str(BIN / argv[0])] + argv[1:], cwd=self.tmp.name, env=full_env,
+        # Started under another name, so that local.local clusters on this machine, which find workers and
+        # apiservers by their command lines, neither use nor disturb ours (and we measure only our own).
+        alias = Path(self.tmp.name) / _ALIASES[argv[0]]
+        if not alias.exists():
+            alias.symlink_to(BIN / argv[0])
+        proc = subprocess.Popen([str(alias)] + argv[1:], cwd=self.tmp.name, env=full_env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=open(Path(self.tmp.name) / f"{argv[0]}-{port}.log", "wb"),
                                 start_new_session=True)
@@ -80,6 +87,8 @@ class Cluster:
                 argv += ["-bundlestore", self.store_url]
             self._start(argv, thrift)
             self.worker_addrs.append(f"127.0.0.1:{thrift}")
+        if not self.with_scheduler:
+            return self
         thrift, http = free_port(), free_port()
         config = {"Cluster": {"Type": "static", "Workers": self.worker_addrs},
                   "Workers": {"Type": "rpc", "PollingPeriod": "250ms"},
