@@ -279,8 +279,16 @@ def test_log_messages_share_one_fsync_per_file(monkeypatch, log):
     log.start_saga("j", b"x")
     counter = FsyncCounter(monkeypatch)
     log.log_messages([SagaMessage("j", T.START_TASK, f"t{i}") for i in range(10)] + [SagaMessage("j", T.END_SAGA)])
-    assert counter.calls == 10 + 1 + 1  # ten data files, the saga directory, the log once
+    assert counter.calls == 1 + 1  # the saga directory, the log once: empty data files have nothing to sync
     assert len(log.get_messages("j")) == 12
+
+
+def test_only_data_files_with_data_are_fsynced(monkeypatch, log):
+    log.start_saga("j", b"x")
+    counter = FsyncCounter(monkeypatch)
+    log.log_messages([SagaMessage("j", T.START_TASK, f"t{i}", b"" if i % 2 else b"payload") for i in range(10)])
+    assert counter.calls == 5 + 1 + 1  # five data files with data, the saga directory, the log
+    assert [m.data for m in log.get_messages("j")[1:]] == [b"" if i % 2 else b"payload" for i in range(10)]
 
 
 def test_concurrent_greenlets_share_commits(monkeypatch, log):

@@ -3,8 +3,9 @@
 Layout and parsing live in ``layout.py``. Durability (spec decision 4): a call returns only once its data
 files, the directory entries it created and its log lines are fsynced. Callers write their data files at
 once and queue their log lines; one committer greenlet flushes everything queued so far, batch after batch
-(one fsync per data file, per touched directory and per saga log), so greenlets writing at the same moment
-share fsyncs. fsync runs in gevent's thread pool, so other greenlets keep running (and queueing) meanwhile. A log
+(one fsync per non-empty data file, per touched directory and per saga log; an empty data file is durable once
+its directory is), so greenlets writing at the same moment share fsyncs. A batch's fsyncs run in several of
+gevent's pool threads at once, so other greenlets keep running (and queueing) meanwhile. A log
 line is appended only after its data file is durable, and a failed append is truncated away, so a log never
 points at a missing file because of us. Reference quirks fixed: task ids with "/" (or newlines) are refused
 with a clear error; two records of one task and type in the same millisecond get distinct file names.
@@ -30,6 +31,7 @@ from scootpy.sched.saga.log import (InvalidSagaMessageError, MessageType, SagaLo
 log = logging.getLogger(__name__)
 
 MAX_DATA_BYTES = 64 * 1024 * 1024
+FSYNC_THREADS = 4
 _NAME_TRIES = 1000
 _END_SAGA_TAIL = b"\n" + MessageType.END_SAGA.value.encode() + b"\n"
 
@@ -126,7 +128,9 @@ class FileSagaLog:
         data_path = None
         if msg.type == MessageType.START_SAGA or msg.type in TASK_MESSAGE_TYPES:
             data_path = self._write_data_file(saga_dir, msg)
-            sync_paths += [self._abs(data_path), self._abs(saga_dir)]
+            if msg.data:  # an empty file has no data to sync: the saga directory's fsync makes it durable
+                sync_paths.append(self._abs(data_path))
+            sync_paths.append(self._abs(saga_dir))
         return _Record(msg.saga_id, layout.record_text(msg, data_path), ticket,
                        msg.type == MessageType.START_SAGA, sync_paths)
 
@@ -264,7 +268,13 @@ class FileSagaLog:
         self.stats["fsyncs"] += len(targets)
         started = time.monotonic()
         try:
-            return gevent.get_hub().threadpool.apply(_fsync_targets, (targets,))
+            pool = gevent.get_hub().threadpool
+            lanes = min(len(targets), FSYNC_THREADS)  # fsyncs in flight together share journal commits
+            jobs = [pool.spawn(_fsync_targets, targets[i::lanes]) for i in range(lanes)]
+            errors: Dict[object, BaseException] = {}
+            for job in jobs:
+                errors.update(job.get())
+            return errors
         finally:
             if self.metrics is not None:
                 self.metrics.observe("saga_fsync_seconds", time.monotonic() - started)
