@@ -460,3 +460,17 @@ def test_worker_reporting_an_init_error_is_given_up_for_good(make):
     gevent.sleep(0.1)
     assert broken.calls.count("query") == queries
     assert h.sched.snapshot()["workers"][0] == {"id": "n0", "state": "suspended", "task": ""}
+
+
+def test_poll_delay_is_fast_at_first_then_a_fraction_of_the_run_age_up_to_the_cap():
+    from scootpy.sched.task_runner import poll_delay
+
+    config = SchedulerConfig()
+    assert poll_delay(config, 0.0) == poll_delay(config, 0.029) == config.poll_start
+    assert poll_delay(config, 0.1) == pytest.approx(0.1 * config.poll_fraction)
+    assert poll_delay(config, 0.5) == pytest.approx(0.5 * config.poll_fraction)
+    assert poll_delay(config, 30.0) == config.poll_max
+    ages = [i / 1000 for i in range(30, 3000)]
+    assert all(a <= b for a, b in zip(map(lambda x: poll_delay(config, x), ages),
+                                      map(lambda x: poll_delay(config, x), ages[1:]))), "never shrinks"
+

@@ -44,8 +44,9 @@ class ConfigError(Exception):
 class SchedulerConfig:
     """Scheduler tunables. Durations are in seconds.
 
-    Worker polling runs every ``poll_start`` s for the first ``poll_fast`` s of a run, then backs off
-    doubling up to ``poll_max``. ``max_retries`` applies to worker-reported failures, as in the reference;
+    Worker polling runs every ``poll_start`` s for the first ``poll_fast`` s of a run, then waits
+    ``poll_fraction`` of the run's age between polls (so an end is seen within that fraction of the run's
+    time), at most ``poll_max``. ``max_retries`` applies to worker-reported failures, as in the reference;
     infrastructure failures (worker died, restarted, unreachable or hanging) get
     ``max(max_retries, infra_retries)`` retries on other workers.
     """
@@ -68,6 +69,7 @@ class SchedulerConfig:
     poll_fast: float = 0.03
     running_record_after: float = 0.05
     poll_max: float = 0.25
+    poll_fraction: float = 0.2
     tick: float = 0.25
 
 

@@ -1,7 +1,7 @@
 """One try of one task on one worker (spec §4.6, §4.7, §6.2), run in its own greenlet.
 
-The runner logs StartTask, sends Run, polls QueryWorker (every 5 ms at first, then doubling up to 250 ms,
-so short tasks are seen finished within milliseconds), records a RUNNING StartTask the first time it sees
+The runner logs StartTask, sends Run, polls QueryWorker (every 5 ms at first, then every fifth of the run's age up to 250 ms,
+so short tasks are seen finished within milliseconds and others within a fifth of their time), records a RUNNING StartTask the first time it sees
 the run RUNNING once it has run for ``running_record_after`` (so tasks shorter than that cost one saga
 record less, like the reference's tasks that finish before its first poll), and classifies the outcome.
 A final outcome is logged as EndTask before the loop hears of it; a retryable one is not logged. Kills
@@ -62,6 +62,13 @@ def run_command(job_id: str, tag: str, task: TaskDefinition, default_timeout_s: 
 
 def empty_status_error(job_id: str, task_id: str, err: str) -> str:
     return f"Empty run status, jobId: {job_id}, taskId: {task_id}, err: {err}"
+
+
+def poll_delay(config: SchedulerConfig, age: float) -> float:
+    """Seconds to wait before polling a run that has been going for ``age`` seconds."""
+    if age < config.poll_fast:
+        return config.poll_start
+    return min(max(config.poll_start, age * config.poll_fraction), config.poll_max)
 
 
 class TaskRunner:
@@ -192,9 +199,8 @@ class TaskRunner:
             return status
 
     def _poll(self, deadline: float) -> _Outcome:
-        delay, err_elapsed, include_running = self.config.poll_start, 0.0, True
+        err_elapsed, include_running = 0.0, True
         started = time.monotonic()
-        fast_until = started + self.config.poll_fast
         while True:
             aborted = self._aborted(self.run_id)
             if aborted:
@@ -226,9 +232,7 @@ class TaskRunner:
                     and time.monotonic() - started >= self.config.running_record_after):
                 include_running = False
                 self._log_after_previous(status)
-            self._sleep(delay)
-            if time.monotonic() >= fast_until:
-                delay = min(delay * 2, self.config.poll_max)
+            self._sleep(poll_delay(self.config, time.monotonic() - started))
 
     def _abort_run(self, run_id: str) -> None:
         if not run_id:
