@@ -155,6 +155,7 @@ def snapshot_ingest_checkout() -> List[Row]:
         _git(["checkout-index", "-a"], out, env_out)
         git_checkout = time.monotonic() - started
 
+        (root / "dbtmp").mkdir()
         db = GitDB(root / "db", tmp_root=root / "dbtmp")
         started = time.monotonic()
         snapshot_id = db.ingest_dir(str(src))
