@@ -113,3 +113,15 @@ def setup_logging(level: str = "info", stream: Optional[object] = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(parse_level(level))
+
+
+def exit_now(code: int = 0) -> None:
+    """End a server that has already stopped and cleaned up: flush the logs and standard streams, then leave
+    without the interpreter's teardown (about 0.1 s of CPU, which adds up when a cluster of processes stops)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

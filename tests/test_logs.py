@@ -183,3 +183,12 @@ def test_log_level_flag_end_to_end(argv, shown):
     proc = subprocess.run([sys.executable, "-c", code] + argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert re.findall(r" level=(\w+) ", proc.stderr) == shown
+
+
+def test_exit_now_flushes_logs_and_streams_and_keeps_the_code():
+    code = ("import logging, sys\nfrom scootpy.logs import exit_now, setup_logging\nsetup_logging('info')\n"
+            "logging.getLogger('x').info('last words')\nsys.stdout.write('buffered out')\nexit_now(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == "buffered out"
+    assert 'msg="last words"' in done.stderr

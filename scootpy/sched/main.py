@@ -12,7 +12,7 @@ from typing import List, Optional  # noqa: E402
 import gevent  # noqa: E402
 
 from scootpy.flags import FlagSet  # noqa: E402
-from scootpy.logs import setup_logging  # noqa: E402
+from scootpy.logs import exit_now, setup_logging  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.sched.config import ConfigError, parse_config, resolve_config_text  # noqa: E402
 from scootpy.thriftrpc import parse_addr  # noqa: E402
@@ -73,6 +73,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     stop.wait()
     log.info("scheduler stopping")
     service.stop()
+    exit_now()
 
 
 if __name__ == "__main__":

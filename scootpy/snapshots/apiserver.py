@@ -21,7 +21,7 @@ from gevent.server import StreamServer  # noqa: E402
 
 from scootpy.admin import AdminServer, run_servers  # noqa: E402
 from scootpy.flags import FlagSet, parse_or_exit  # noqa: E402
-from scootpy.logs import setup_logging  # noqa: E402
+from scootpy.logs import exit_now, setup_logging  # noqa: E402
 from scootpy.metrics import Registry  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.snapshots.bundlestore import BundleApp, ViewApp  # noqa: E402
@@ -108,6 +108,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             view.close()
     finally:
         remove_tree(scratch)
+    exit_now()
 
 
 if __name__ == "__main__":

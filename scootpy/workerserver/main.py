@@ -28,7 +28,7 @@ import gevent.event  # noqa: E402
 from scootpy.admin import AdminServer  # noqa: E402
 from scootpy.flags import FlagSet  # noqa: E402
 from scootpy.idl import worker  # noqa: E402
-from scootpy.logs import parse_level, setup_logging  # noqa: E402
+from scootpy.logs import exit_now, parse_level, setup_logging  # noqa: E402
 from scootpy.metrics import Registry  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.runs import RunState  # noqa: E402
@@ -231,6 +231,7 @@ def main() -> None:
         server.serve()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    exit_now()
 
 
 if __name__ == "__main__":
