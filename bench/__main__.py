@@ -46,9 +46,11 @@ def throughput_and_latency() -> List[Row]:
     with Cluster(workers=5) as cluster:
         client = ThriftClient(scoot.CloudScoot, cluster.sched_addr)
         _warm_up(client, 5)
-        started = time.monotonic()
-        _wait_completed(client, client.RunJob(_job(100, ["true"])).id)
-        rate = 100 / (time.monotonic() - started)
+        rates = []
+        for attempt in range(3):  # one job at a time; the median of three
+            started = time.monotonic()
+            _wait_completed(client, client.RunJob(_job(100, ["true"], prefix=f"t{attempt}-")).id)
+            rates.append(100 / (time.monotonic() - started))
         latencies = []
         for _ in range(20):
             started = time.monotonic()
@@ -56,7 +58,7 @@ def throughput_and_latency() -> List[Row]:
             latencies.append(time.monotonic() - started)
         client.close()
     return [("one job of 100 tasks running `true`, no snapshot, 5 workers", "10 tasks/s", ">= 100 tasks/s",
-             f"{rate:.0f} tasks/s"),
+             f"{statistics.median(rates):.0f} tasks/s (median of 3 jobs)"),
             ("one job of one `true` task, RunJob to COMPLETED, client polling every 10 ms", "0.32 s", "<= 0.05 s",
              f"{statistics.median(latencies):.3f} s (median of 20)")]
 

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 from scootpy.idl import scoot
 from scootpy.sched.job_status import job_status_from_log
 from scootpy.sched.saga.codec import payload_to_scoot_run_status
+from scootpy.sched.saga.state import TaskFlag
 
 
 def get_status(scheduler: Any, saga_log: Any, job_id: str) -> Any:
@@ -30,10 +31,11 @@ def _live_status(job: Any, state: Any, empty_start: Optional[bytes]) -> Any:
     task_status = {task_id: scoot.Status.NOT_STARTED for task_id in job.tasks}
     task_data = {}
     for task_id in state.task_ids():
-        if state.is_task_completed(task_id):
-            status, data = scoot.Status.COMPLETED, state.end_task_data(task_id)
-        elif state.is_task_started(task_id):
-            status, data = scoot.Status.IN_PROGRESS, state.start_task_data(task_id)
+        record = state.task(task_id)
+        if record.flags & TaskFlag.COMPLETED:
+            status, data = scoot.Status.COMPLETED, record.end_data
+        elif record.flags & TaskFlag.STARTED:
+            status, data = scoot.Status.IN_PROGRESS, record.start_data
             data = empty_start if data is None else data
         else:
             continue

@@ -59,7 +59,8 @@ class SagaState:
 
     def task(self, task_id: str) -> TaskRecord:
         """The task's record (an empty one if the task never appeared)."""
-        return self._tasks.get(task_id, TaskRecord())
+        record = self._tasks.get(task_id)
+        return record if record is not None else TaskRecord()
 
     def is_task_started(self, task_id: str) -> bool:
         return bool(self.task(task_id).flags & TaskFlag.STARTED)
