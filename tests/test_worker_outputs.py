@@ -1,6 +1,7 @@
 """Run log files and the output snapshot of a real worker: byte-for-byte the golden fixtures (apart from the
 Date line and URIs), fetchable from the bundlestore when COMPLETE is reported, and served over HTTP."""
 
+import os
 import re
 import subprocess
 import time
@@ -167,3 +168,51 @@ def test_http_output_endpoints(w, client):
     status, _, body = get(f"{base}/admin/metrics.json")
     assert status == 200 and b"workerserver/handler/runs" in body
     assert b"scoot_workerserver" in get(f"{base}/metrics")[2]
+
+
+def test_log_files_come_from_spares_made_ahead_and_hidden_from_the_listing(tmp_path):
+    import gevent
+
+    from scootpy.workerserver.outputs import SPARE_PREFIX, OutputCreator
+
+    directory = tmp_path / "out"
+    directory.mkdir()
+    outputs = OutputCreator(str(directory), "h:1", hostname="box", spares=2)
+    first = outputs.create("0-stdout")  # no spare yet: created on the spot, spares made meanwhile
+    deadline = time.monotonic() + 10
+    while len([n for n in os.listdir(directory) if n.startswith(SPARE_PREFIX)]) < 2:
+        assert time.monotonic() < deadline, "spares never made"
+        gevent.sleep(0.01)
+    spare_inodes = {(directory / n).stat().st_ino for n in os.listdir(directory) if n.startswith(SPARE_PREFIX)}
+    second = outputs.create("1-stdout")
+    assert Path(second.path).stat().st_ino in spare_inodes, "the second log file is a renamed spare"
+    assert re.fullmatch(r"1-stdout\d+", Path(second.path).name)
+    second.write(b"hello")
+    second.close()
+    first.close()
+    assert Path(second.path).read_bytes() == b"hello" and oct(Path(second.path).stat().st_mode)[-3:] == "600"
+    status = []
+    body = b"".join(outputs.wsgi({"PATH_INFO": "/output/", "QUERY_STRING": ""}, lambda s, h: status.append(s)))
+    assert status == ["200 OK"] and SPARE_PREFIX.encode() not in body and b"1-stdout" in body
+
+
+def test_spares_lost_with_their_directory_fall_back_to_creating(tmp_path):
+    import shutil
+
+    import gevent
+
+    from scootpy.workerserver.outputs import OutputCreator
+
+    directory = tmp_path / "out"
+    directory.mkdir()
+    outputs = OutputCreator(str(directory), spares=3)
+    outputs.create("0-stdout").close()
+    deadline = time.monotonic() + 10
+    while len(outputs._spares) < 3:
+        assert time.monotonic() < deadline, "spares never made"
+        gevent.sleep(0.01)
+    shutil.rmtree(directory)
+    made = outputs.create("1-stderr")
+    made.write(b"x")
+    made.close()
+    assert Path(made.path).read_bytes() == b"x" and Path(made.path).parent == directory

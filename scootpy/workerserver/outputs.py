@@ -4,6 +4,8 @@
 A URI looks like ``http://<http_addr>/output//0-stdout?file=file://<host>/tmp/scoot-tmp-1/output/0-stdout123``
 (the double slash and the bare ``file://`` query are the reference's). ``GET /output/<name>`` with
 ``?content=true`` returns the bytes (Range requests work); without it, a small page that keeps tailing.
+A few empty ``.spare-*`` files are made ahead of time in a pool thread and renamed into place, so starting
+a run creates no file (creating one can take a millisecond on a busy disk); the listing hides them.
 """
 
 import collections
@@ -19,11 +21,15 @@ import threading
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, quote
 
+import gevent
+
 from scootpy.admin import respond
 
 log = logging.getLogger(__name__)
 
 MAX_FILES = 3000  # files (3 per run) kept on disk and served; older ones are deleted
+SPARES = 3  # empty files made ahead of time, so a run's logs need no file creation (which can take ~1 ms)
+SPARE_PREFIX = ".spare-"
 _CHUNK = 1 << 16
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _TAIL_PAGE = b"""<html>
@@ -80,8 +86,11 @@ class OutputCreator:
     """Creates run log files in ``directory`` and serves them over HTTP."""
 
     def __init__(self, directory: str, http_addr: str = "", hostname: Optional[str] = None,
-                 max_files: int = MAX_FILES):
+                 max_files: int = MAX_FILES, spares: int = SPARES):
         self.directory = directory
+        self.spares = spares
+        self._spares: List[Tuple[str, int]] = []
+        self._refilling = False
         self.http_uri = f"http://{http_addr}/output/" if http_addr else ""
         self.hostname = hostname if hostname is not None else socket.gethostname()
         self.max_files = max_files
@@ -91,11 +100,15 @@ class OutputCreator:
 
     def create(self, name: str) -> Output:
         """Create ``<name><random digits>``; the URI names it by ``name`` (e.g. ``0-stdout``)."""
-        try:
-            path, fd = _unique_file(os.path.abspath(self.directory), name)
-        except FileNotFoundError:  # the directory was removed: make it again
-            os.makedirs(self.directory, exist_ok=True)
-            path, fd = _unique_file(os.path.abspath(self.directory), name)
+        made = self._claim_spare(name)
+        if made is None:
+            try:
+                made = _unique_file(os.path.abspath(self.directory), name)
+            except FileNotFoundError:  # the directory was removed: make it again
+                os.makedirs(self.directory, exist_ok=True)
+                made = _unique_file(os.path.abspath(self.directory), name)
+        self._refill_spares()
+        path, fd = made
         uri = f"file://{self.hostname}{path}"
         if self.http_uri:
             uri = f"{self.http_uri}/{name}?file={uri}"
@@ -107,6 +120,38 @@ class OutputCreator:
         for old in evicted:
             _remove(old)
         return Output(path, uri, fd)
+
+    def _claim_spare(self, name: str) -> Optional[Tuple[str, int]]:
+        """A spare file renamed ``<name><random digits>`` (link, then unlink: never over an existing name)."""
+        while self._spares:
+            spare, fd = self._spares.pop()
+            for _ in range(100):
+                path = os.path.join(os.path.dirname(spare), f"{name}{random.getrandbits(32)}")
+                try:
+                    os.link(spare, path)
+                except FileExistsError:
+                    continue
+                except OSError:
+                    break
+                _remove(spare)
+                return path, fd
+            os.close(fd)
+            _remove(spare)
+        return None
+
+    def _refill_spares(self) -> None:
+        """Make the missing spares in a pool thread, off the run's path and without blocking the hub."""
+        if self._refilling or len(self._spares) >= self.spares:
+            return
+        self._refilling = True
+
+        def refill() -> None:
+            try:
+                directory, count = os.path.abspath(self.directory), self.spares - len(self._spares)
+                self._spares += gevent.get_hub().threadpool.apply(_make_spares, (directory, count))
+            finally:
+                self._refilling = False
+        gevent.spawn(refill)
 
     def _evict(self) -> List[str]:
         evicted = []
@@ -148,7 +193,7 @@ class OutputCreator:
 
     def _listing(self, start_response: Callable) -> Iterable[bytes]:
         try:
-            names = sorted(os.listdir(self.directory))
+            names = sorted(n for n in os.listdir(self.directory) if not n.startswith(SPARE_PREFIX))
         except OSError:
             names = []
         rows = "".join(f'<a href="{quote(n)}">{html.escape(n)}</a>\n' for n in names)
@@ -164,6 +209,17 @@ def _unique_file(directory: str, prefix: str) -> Tuple[str, int]:
         except FileExistsError:
             continue
     raise OSError(f"could not create a unique file for {prefix} in {directory}")
+
+
+def _make_spares(directory: str, count: int) -> List[Tuple[str, int]]:
+    """Runs in a pool thread: up to ``count`` new empty files (path, write descriptor)."""
+    made: List[Tuple[str, int]] = []
+    try:
+        for _ in range(count):
+            made.append(_unique_file(directory, SPARE_PREFIX))
+    except OSError as e:
+        log.debug("could not make spare output files in %s: %s", directory, e)
+    return made
 
 
 def _remove(path: str) -> None:
