@@ -21,6 +21,7 @@ import gevent.event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from scootpy.lifecycle import GeventServerLifecycle
 from scootpy.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class _Handler(WSGIHandler):
         return super()._handle_client_error(ex)
 
 
-class AdminServer:
+class AdminServer(GeventServerLifecycle):
     """A gevent WSGI server with the admin endpoints plus mounted apps."""
 
     def __init__(self, addr: Tuple[str, int], metrics: Registry,
@@ -80,31 +81,6 @@ class AdminServer:
         self.clean_paths = clean_paths
         self._server = WSGIServer(addr, self._app, log=_QuietLog(), error_log=_QuietLog(),
                                   spawn=Pool(max_connections), handler_class=_Handler)
-
-    @property
-    def address(self) -> Tuple[str, int]:
-        return self._server.address[:2]
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    def start(self) -> None:
-        self._server.start()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self, timeout: float = 1.0) -> None:
-        """Stop accepting, let requests in flight finish for up to ``timeout`` seconds."""
-        self._server.stop(timeout=timeout)
-
-    def __enter__(self) -> "AdminServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Serve one request, counting it by method and status code once its body is produced (a streamed

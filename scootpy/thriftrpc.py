@@ -18,6 +18,7 @@ from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TException, TMessageType, TType
 
+from scootpy.lifecycle import GeventServerLifecycle
 from scootpy.thriftio import Limits, PeerClosed, PeerError, SocketTransport, encode_message, protocol
 
 __all__ = ["Limits", "PeerClosed", "PeerError", "ThriftClient", "ThriftServer", "go_field_name",
@@ -71,7 +72,7 @@ def _check_plan(cls: type) -> Tuple[Tuple[str, bool, Optional[str]], ...]:
     return plan
 
 
-class ThriftServer:
+class ThriftServer(GeventServerLifecycle):
     """Serve one Thrift service on gevent: unframed binary protocol, many concurrent connections.
 
     Handler methods carry the IDL method names. A declared exception goes back as such; any other
@@ -93,31 +94,6 @@ class ThriftServer:
                      in_json=False)
         self.allow = allow
         self._server = gevent.server.StreamServer(addr, self._handle, spawn=Pool(limits.max_connections))
-
-    @property
-    def address(self) -> Tuple[str, int]:
-        return self._server.address[:2]
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    def start(self) -> None:
-        self._server.start()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self, timeout: float = 1.0) -> None:
-        """Stop accepting, give open calls ``timeout`` seconds to finish, then drop the connections."""
-        self._server.stop(timeout=timeout)
-
-    def __enter__(self) -> "ThriftServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def _handle(self, sock: socket.socket, peer: Tuple) -> None:
         if self.allow is not None and not self.allow(peer[0]):
