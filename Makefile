@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install system-deps test smoke swarmtest recoverytest integrationtest bench clean
+.PHONY: install system-deps test smoke swarmtest recoverytest integrationtest hardening bench clean
 
 # Debian packages some tests need (the Apache Thrift compiler for interop tests, git, iproute2, chromium);
 # installed only when missing and only when we are root.
@@ -33,6 +33,12 @@ recoverytest: install
 
 integrationtest: install
 	$(BIN)/scoot-integration
+
+# The hardening suite with the 30 s load of the issue (the default suite runs the load for 10 s).
+hardening: system-deps install
+	HARDENING_LOAD_SECONDS=30 $(BIN)/pytest -s tests/test_hardening_fuzz.py tests/test_hardening_chaos.py \
+		tests/test_hardening_load.py tests/test_hardening_bundlestore.py tests/test_hardening_http.py \
+		tests/test_hardening_ids.py
 
 bench: install
 	$(BIN)/python -m bench
