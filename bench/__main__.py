@@ -155,6 +155,29 @@ def _git(args: List[str], cwd: Path, env: Dict[str, str] = None) -> str:
                           stdout=subprocess.PIPE).stdout.strip()
 
 
+def _git_ingest(root: Path, src: Path, name: str) -> Tuple[float, str]:
+    """Seconds for ``git add --all`` + ``write-tree`` of ``src`` into a new repo ``root/name``, and the tree id."""
+    _git(["init", "-q", str(root / name)], root)
+    env = {"GIT_INDEX_FILE": str(root / f"{name}.index"), "GIT_WORK_TREE": str(src),
+           "GIT_DIR": str(root / name / ".git")}
+    started = time.monotonic()
+    _git(["add", "--all"], src, env)
+    tree = _git(["write-tree"], src, env)
+    return time.monotonic() - started, tree
+
+
+def _git_checkout(root: Path, tree: str, repo: str, name: str) -> float:
+    """Seconds for ``read-tree`` + ``checkout-index -a`` of ``tree`` into a new directory ``root/name``."""
+    out = root / name
+    out.mkdir()
+    env = {"GIT_INDEX_FILE": str(root / f"{name}.index"), "GIT_WORK_TREE": str(out),
+           "GIT_DIR": str(root / repo / ".git")}
+    started = time.monotonic()
+    _git(["read-tree", tree], out, env)
+    _git(["checkout-index", "-a"], out, env)
+    return time.monotonic() - started
+
+
 def snapshot_ingest_checkout() -> List[Row]:
     from scootpy.snapshots.gitdb import GitDB
 
@@ -165,23 +188,9 @@ def snapshot_ingest_checkout() -> List[Row]:
             d = src / f"d{i % 100:02d}"
             d.mkdir(parents=True, exist_ok=True)
             (d / f"f{i}.txt").write_text(f"file {i}\n")
-        plain = root / "plain"
-        _git(["init", "-q", str(plain)], root)
-        env = {"GIT_INDEX_FILE": str(root / "plain.index"), "GIT_WORK_TREE": str(src),
-               "GIT_DIR": str(plain / ".git")}
-        started = time.monotonic()
-        _git(["add", "--all"], src, env)
-        tree = _git(["write-tree"], src, env)
-        git_ingest = time.monotonic() - started
-
-        out = root / "plain-out"
-        out.mkdir()
-        env_out = {"GIT_INDEX_FILE": str(root / "plain-out.index"), "GIT_WORK_TREE": str(out),
-                   "GIT_DIR": str(plain / ".git")}
-        started = time.monotonic()
-        _git(["read-tree", tree], out, env_out)
-        _git(["checkout-index", "-a"], out, env_out)
-        git_checkout = time.monotonic() - started
+        _git_ingest(root, src, "warm-up")  # the first pass over src pays for a cold page cache: not timed
+        git_ingest, tree = _git_ingest(root, src, "plain")
+        git_checkout = _git_checkout(root, tree, "plain", "plain-out")
 
         (root / "dbtmp").mkdir()
         db = GitDB(root / "db", tmp_root=root / "dbtmp")
@@ -191,16 +200,21 @@ def snapshot_ingest_checkout() -> List[Row]:
         started = time.monotonic()
         checkout = db.checkout(snapshot_id)
         our_checkout = time.monotonic() - started
-        db.release_checkout(checkout)
         started = time.monotonic()
-        db.release_checkout(db.checkout(snapshot_id))
+        db.release_checkout(checkout)
+        release = time.monotonic() - started
+        started = time.monotonic()
+        checkout = db.checkout(snapshot_id)
         second_checkout = time.monotonic() - started
+        db.release_checkout(checkout)
         db.close()
+        git_checkout = min(git_checkout, _git_checkout(root, tree, "plain", "plain-out-2"))
     same = "same tree id" if tree in snapshot_id else f"DIFFERENT tree ({snapshot_id} vs {tree})"
     return [("snapshot ingest of a 10,000-file directory", f"git add --all + write-tree: {git_ingest:.2f} s",
              "no slower, same tree id", f"{our_ingest:.2f} s, {same}"),
             ("snapshot checkout of that snapshot", f"read-tree + checkout-index -a: {git_checkout:.2f} s",
-             "no slower", f"{our_checkout:.2f} s (second checkout of the cached id: {second_checkout * 1000:.0f} ms)")]
+             "no slower", f"{our_checkout:.2f} s (release, which checks the tree is unchanged for reuse: "
+             f"{release * 1000:.0f} ms; second checkout of the cached id: {second_checkout * 1000:.1f} ms)")]
 
 
 def scheduler_memory() -> List[Row]:

@@ -66,9 +66,7 @@ class CheckoutCache:
             env = self._env(entry)
             git.run(["read-tree", "--reset", "-u", tree], self.repo, env)
             if self.max_bytes > 0:
-                entry.signature = signature(path)
-                if entry.signature is not None:
-                    entry.size = self._size(entry)
+                entry.signature = signature(path)  # bounded; the size is worked out on release
         except BaseException:
             self._remove(entry)
             raise
