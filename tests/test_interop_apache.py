@@ -4,6 +4,7 @@
 
 import base64
 import importlib
+import inspect
 import json
 import shutil
 import subprocess
@@ -204,16 +205,7 @@ APACHE_SERVER = textwrap.dedent('''
     from apgen.scoot import CloudScoot, ttypes as t
     from apgen.worker import Worker, ttypes as w
 
-    def plain(value):
-        if hasattr(value, "thrift_spec"):
-            return {k: plain(v) for k, v in sorted(vars(value).items()) if not k.startswith("_")}
-        if isinstance(value, bytes):
-            return {"b64": base64.b64encode(value).decode()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
+    # plain() of this module is pasted here
 
     class Scheduler:
         def RunJob(self, job):
@@ -267,7 +259,7 @@ APACHE_SERVER = textwrap.dedent('''
 @pytest.fixture
 def apache_servers(gen_dir, procs, tmp_path):
     script = tmp_path / "apache_server.py"
-    script.write_text(APACHE_SERVER)
+    script.write_text(APACHE_SERVER.replace("# plain() of this module is pasted here\n", inspect.getsource(plain)))
     ports = [free_port(), free_port()]
     proc = procs.start([sys.executable, str(script), str(gen_dir)] + [str(p) for p in ports],
                        stderr=subprocess.DEVNULL)

@@ -380,8 +380,8 @@ def test_one_saga_failing_does_not_fail_others_in_the_batch(monkeypatch, log):
     assert len(log.get_messages("bad")) == 1
 
 
-def test_killed_writer_leaves_no_stuck_commit(monkeypatch, log):
-    log.start_saga("j", b"")
+def slow_fsyncs(monkeypatch):
+    """Make every commit's fsyncs take 50 ms; returns (event set once a commit is fsyncing, undo)."""
     started = gevent.event.Event()
     real = file_mod._fsync_targets
 
@@ -390,10 +390,16 @@ def test_killed_writer_leaves_no_stuck_commit(monkeypatch, log):
         time.sleep(0.05)
         return real(targets)
     monkeypatch.setattr(file_mod, "_fsync_targets", slow)
+    return started, lambda: monkeypatch.setattr(file_mod, "_fsync_targets", real)
+
+
+def test_killed_writer_leaves_no_stuck_commit(monkeypatch, log):
+    log.start_saga("j", b"")
+    started, restore = slow_fsyncs(monkeypatch)
     g = gevent.spawn(log.log_message, SagaMessage("j", T.START_TASK, "a"))
     started.wait(5)
     g.kill()
-    monkeypatch.setattr(file_mod, "_fsync_targets", real)
+    restore()
     log.log_message(SagaMessage("j", T.START_TASK, "b"))
     assert [m.task_id for m in log.get_messages("j")][-1] == "b"
 
@@ -475,20 +481,13 @@ def test_creating_the_log_directory_makes_it_durable(tmp_path, monkeypatch):
 
 def test_killed_committer_fails_its_batch_and_later_writes_still_commit(monkeypatch, log):
     log.start_saga("j", b"")
-    started = gevent.event.Event()
-    real = file_mod._fsync_targets
-
-    def slow(targets):
-        started.set()
-        time.sleep(0.05)
-        return real(targets)
-    monkeypatch.setattr(file_mod, "_fsync_targets", slow)
+    started, restore = slow_fsyncs(monkeypatch)
     first = gevent.spawn(log.log_message, SagaMessage("j", T.START_TASK, "a"))
     started.wait(5)
     second = gevent.spawn(log.log_message, SagaMessage("j", T.START_TASK, "b"))
     gevent.sleep(0)
     log._committer.kill()
-    monkeypatch.setattr(file_mod, "_fsync_targets", real)
+    restore()
     first.join(5)
     second.join(5)
     assert isinstance(first.exception, SagaLogError) and second.successful()

@@ -15,6 +15,7 @@ from scootpy.sched.saga.file import FileSagaLog
 from scootpy.sched.saga.log import MessageType
 from scootpy.thriftrpc import ThriftClient
 from tests.procs import FIXTURES, binary, free_port, wait_port
+from tests.sched_helpers import ran_twice
 
 JOB_C = "52c2a24f-015c-4c2d-4ffc-b49b717eef88"
 
@@ -35,16 +36,6 @@ def wait_completed(client, job_id, timeout=60.0):
     while client.GetStatus(job_id).status != scoot.Status.COMPLETED:
         assert time.monotonic() < deadline, f"job {job_id} did not complete"
         time.sleep(0.02)
-
-
-def ran_twice(messages):
-    ended, bad = set(), set()
-    for m in messages:
-        if m.type == MessageType.END_TASK:
-            ended.add(m.task_id)
-        elif m.type == MessageType.START_TASK and m.task_id in ended:
-            bad.add(m.task_id)
-    return bad
 
 
 def job(n):

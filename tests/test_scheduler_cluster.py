@@ -21,6 +21,7 @@ from scootpy.sched.saga.file import FileSagaLog
 from scootpy.sched.saga.log import MessageType
 from scootpy.thriftrpc import ThriftClient
 from tests.procs import FIXTURES, binary, free_port, wait_port
+from tests.sched_helpers import ran_twice
 
 SIM = "#! sim execer"
 pytestmark = pytest.mark.skipif(not Path(binary("workerserver")).exists(), reason="workerserver not installed")
@@ -96,17 +97,6 @@ def completed(client, job_id):
         return client.GetStatus(job_id).status == scoot.Status.COMPLETED
     except Exception:
         return False
-
-
-def ran_twice(messages):
-    """Task ids that got a StartTask after their EndTask."""
-    ended, bad = set(), set()
-    for m in messages:
-        if m.type == MessageType.END_TASK:
-            ended.add(m.task_id)
-        elif m.type == MessageType.START_TASK and m.task_id in ended:
-            bad.add(m.task_id)
-    return bad
 
 
 def test_jobs_complete_on_real_workers(procs, tmp_path):
