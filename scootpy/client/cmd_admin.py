@@ -2,18 +2,14 @@
 
 import getpass
 import logging
-from typing import Any, List
+from typing import Any, Callable, List
 
-from scootpy.client.cloudscoot import ClientError
 from scootpy.client.cmd_run_job import go_list
-from scootpy.client.cmd_status import rpc_error
+from scootpy.client.cmd_status import RPC_ERRORS, rpc_error
 from scootpy.client.cobra import CobraCommand, CobraError, GoFlag
 from scootpy.client.jsonout import go_json, go_string
-from scootpy.idl import scoot
 
 log = logging.getLogger(__name__)
-
-_RPC_ERRORS = (scoot.InvalidRequest, scoot.ScootServerError, ClientError)
 
 
 def _requestor() -> str:
@@ -23,33 +19,33 @@ def _requestor() -> str:
         raise CobraError(f"user: Current not implemented: {e}") from None
 
 
+def _worker_call(args: List[str], call: Callable[[str, str], None], verb: str, doing: str, done: str) -> None:
+    """``call(worker id, requestor)`` with the reference's texts (verb "offline", doing "offlining", done
+    "offlined")."""
+    if not args:
+        raise CobraError(f"A worker id must be provided in order to {verb}")
+    try:
+        call(args[0], _requestor())
+    except RPC_ERRORS as e:
+        raise rpc_error(e, f"Error {doing} worker: ") from None
+    log.info("Worker %s %s", args[0], done)
+
+
 def offline_worker(cli: Any, args: List[str]) -> None:
     log.info("Offlining Scoot Worker %s", go_list(args))
-    if not args:
-        raise CobraError("A worker id must be provided in order to offline")
-    try:
-        cli.client.offline_worker(args[0], _requestor())
-    except _RPC_ERRORS as e:
-        raise rpc_error(e, "Error offlining worker: ") from None
-    log.info("Worker %s offlined", args[0])
+    _worker_call(args, cli.client.offline_worker, "offline", "offlining", "offlined")
 
 
 def reinstate_worker(cli: Any, args: List[str]) -> None:
     log.info("Reinstating Scoot Worker %s", go_list(args))
-    if not args:
-        raise CobraError("A worker id must be provided in order to reinstate")
-    try:
-        cli.client.reinstate_worker(args[0], _requestor())
-    except _RPC_ERRORS as e:
-        raise rpc_error(e, "Error reinstating worker: ") from None
-    log.info("Worker %s reinstated", args[0])
+    _worker_call(args, cli.client.reinstate_worker, "reinstate", "reinstating", "reinstated")
 
 
 def get_scheduler_status(cli: Any, args: List[str], json: bool) -> None:
     log.info("Checking Status for Scheduler%s", go_list(args))
     try:
         status = cli.client.get_scheduler_status()
-    except _RPC_ERRORS as e:
+    except RPC_ERRORS as e:
         raise rpc_error(e, "Error getting status: ") from None
     if json:
         text = go_json(status)
@@ -68,7 +64,7 @@ def set_scheduler_status(cli: Any, args: List[str], json: bool, task_throttle: i
         raise CobraError(f"Error getting status: invlid max tasks value:{task_throttle}. Must be >= -1.")
     try:
         cli.client.set_scheduler_status(task_throttle)
-    except _RPC_ERRORS as e:
+    except RPC_ERRORS as e:
         raise rpc_error(e, "Error getting status: ") from None
 
 

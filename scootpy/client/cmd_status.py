@@ -7,7 +7,7 @@ is a terminal, until the job is COMPLETED or ROLLED_BACK.
 
 import logging
 import time
-from typing import Any, List
+from typing import Any, Callable, List
 
 from scootpy.client.cloudscoot import ClientError, go_error_text
 from scootpy.client.cmd_run_job import go_list
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 3.0
 TERMINAL = (scoot.Status.COMPLETED, scoot.Status.ROLLED_BACK)
+RPC_ERRORS = (scoot.InvalidRequest, scoot.ScootServerError, ClientError)
 
 
 def rpc_error(exc: BaseException, default_prefix: str) -> CobraError:
@@ -47,26 +48,25 @@ def print_status(status: Any, as_json: bool, log_task_data: bool) -> None:
     print("Job Status:", text, flush=True)
 
 
-def get_job_status(cli: Any, args: List[str], json: bool) -> None:
-    log.info("Checking Status for Scoot Job%s", go_list(args))
+def _job_call(args: List[str], json: bool, call: Callable[[str], Any], log_task_data: bool) -> None:
+    """Call ``call(job id)`` and print the JobStatus it returns, as get_job_status and kill_job do."""
     if not args:
         raise CobraError("a job id must be provided")
     try:
-        status = cli.client.get_status(args[0])
-    except (scoot.InvalidRequest, scoot.ScootServerError, ClientError) as e:
+        status = call(args[0])
+    except RPC_ERRORS as e:
         raise rpc_error(e, "Error getting status: ") from None
-    print_status(status, json, log_task_data=True)
+    print_status(status, json, log_task_data)
+
+
+def get_job_status(cli: Any, args: List[str], json: bool) -> None:
+    log.info("Checking Status for Scoot Job%s", go_list(args))
+    _job_call(args, json, cli.client.get_status, log_task_data=True)
 
 
 def kill_job(cli: Any, args: List[str], json: bool) -> None:
     log.info("Killing Scoot Job%s", go_list(args))
-    if not args:
-        raise CobraError("a job id must be provided")
-    try:
-        status = cli.client.kill_job(args[0])
-    except (scoot.InvalidRequest, scoot.ScootServerError, ClientError) as e:
-        raise rpc_error(e, "Error getting status: ") from None
-    print_status(status, json, log_task_data=False)
+    _job_call(args, json, cli.client.kill_job, log_task_data=False)
 
 
 def log_job_status(status: Any) -> None:

@@ -311,3 +311,13 @@ def print_error(text: str, usage: Optional[str]) -> None:
     if usage is not None:
         sys.stderr.write(usage + "\n")
     sys.stderr.flush()
+
+
+def print_command_error(root: CobraGroup, command: Optional[CobraCommand], error: CobraError) -> None:
+    """What cobra prints for a failed command: for an unknown command, the error and a pointer to
+    ``--help``; otherwise the error and the usage of the command (or of the root)."""
+    if isinstance(error, UnknownCommand):
+        print_error(str(error), None)
+        sys.stderr.write(f"Run '{root.name} --help' for usage.\n")
+    else:
+        print_error(str(error), (command or root).usage_string())

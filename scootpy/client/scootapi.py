@@ -14,7 +14,7 @@ from scootpy.client import cmd_admin, cmd_run_job, cmd_status, smoke
 from scootpy.client.addrs import AddrFileError, addr_file_path, read_addrs
 from scootpy.client.cloudscoot import CloudScootClient
 from scootpy.client.cobra import (CobraCommand, CobraError, CobraGroup, GoFlag, HelpRequested, HelpTopic,
-                                  UnknownCommand, print_error)
+                                  print_command_error)
 from scootpy.client.smoke import Panic
 from scootpy.logs import LEVELS, setup_logging
 
@@ -86,13 +86,8 @@ def execute(argv: List[str]) -> int:
         _run(root, command, rest, cli)
     except HelpTopic as e:
         root.show_help_topic(e.args[0])
-    except UnknownCommand as e:
-        print_error(str(e), None)
-        sys.stderr.write(f"Run '{root.name} --help' for usage.\n")
-        log.critical("Error running scootapi %s", e)
-        return 1
     except CobraError as e:
-        print_error(str(e), (command or root).usage_string())
+        print_command_error(root, command, e)
         log.critical("Error running scootapi %s", e)
         return 1
     except Panic as e:

@@ -14,7 +14,7 @@ import sys
 from typing import Any, List, Optional, Tuple
 
 from scootpy.client.cobra import (CobraCommand, CobraError, CobraGroup, GoFlag, HelpRequested, HelpTopic,
-                                  UnknownCommand, print_error)
+                                  print_command_error)
 from scootpy.flags import FlagSet
 from scootpy.idl import worker
 from scootpy.logs import parse_level, setup_logging
@@ -169,13 +169,8 @@ def execute(argv: List[str]) -> int:
         sys.stdout.write((command or root).help_string())
     except HelpTopic as e:
         sys.stdout.write(root.help_topic(e.args[0]))
-    except UnknownCommand as e:
-        print_error(str(e), None)
-        sys.stderr.write(f"Run '{root.name} --help' for usage.\n")
-        log.critical("Error running workercl: %s", e)
-        return 1
     except CobraError as e:
-        print_error(str(e), (command or root).usage_string())
+        print_command_error(root, command, e)
         log.critical("Error running workercl: %s", e)
         return 1
     return 0
