@@ -1,6 +1,7 @@
 """Helpers for tests that run real processes on free loopback ports."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,15 @@ from typing import Dict, List, Optional
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def copy_writable(src: Path, dst: Path) -> None:
+    """Copy a (read-only) fixture tree so the test may change it."""
+    shutil.copytree(src, dst)
+    os.chmod(dst, 0o755)
+    for root, dirs, files in os.walk(dst):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
 
 
 def free_port() -> int:

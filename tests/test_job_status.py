@@ -1,7 +1,5 @@
 """GetStatus from the saga log: the fixture log read back must print exactly what the reference printed."""
 
-import os
-import shutil
 
 import pytest
 from thriftpy2.thrift import TType
@@ -15,22 +13,13 @@ from scootpy.sched.saga.file import FileSagaLog
 from scootpy.sched.saga.log import CorruptedSagaLogError, InvalidSagaStateError, MessageType as T, SagaMessage
 from scootpy.sched.saga.memory import MemorySagaLog
 from scootpy.sched.saga.saga import Saga
-from tests.procs import FIXTURES
+from tests.procs import FIXTURES, copy_writable
 
 SAGA_LOG = FIXTURES / "saga-log"
 JOBS = {"a-completed": "b8c9aef3-997a-40bb-4c4e-5e677593d545", "b-killed": "5f1d2e9e-3ad6-4a42-58a3-cf55ca67bdcf",
         "c-unfinished": "52c2a24f-015c-4c2d-4ffc-b49b717eef88"}
 LOG_DIR = ".scootdata/filesagalog"
 
-
-
-def copy_writable(src, dst):
-    """Copy a (read-only) fixture tree so the test may change it."""
-    shutil.copytree(src, dst)
-    os.chmod(dst, 0o755)
-    for root, dirs, files in os.walk(dst):
-        for name in dirs + files:
-            os.chmod(os.path.join(root, name), 0o755)
 
 def go_json(obj) -> str:
     """Go encoding/json of a generated Thrift struct: declared order, omitempty optionals, enum names."""

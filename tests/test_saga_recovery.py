@@ -1,7 +1,5 @@
 """Recovery selection: which sagas a restarted scheduler resumes, on the fixture log and damaged copies."""
 
-import os
-import shutil
 
 import pytest
 
@@ -10,7 +8,7 @@ from scootpy.sched.saga.log import MessageType as T, SagaLogError, SagaMessage
 from scootpy.sched.saga.memory import MemorySagaLog
 from scootpy.sched.saga.recovery import backoff_s, recoverable_sagas
 from scootpy.sched.saga.saga import Saga
-from tests.procs import FIXTURES
+from tests.procs import FIXTURES, copy_writable
 
 FIXTURE_DIR = FIXTURES / "saga-log"
 LOG_DIR = ".scootdata/filesagalog"
@@ -22,15 +20,6 @@ class Sleeps(list):
     def __call__(self, seconds):
         self.append(seconds)
 
-
-
-def copy_writable(src, dst):
-    """Copy a (read-only) fixture tree so the test may change it."""
-    shutil.copytree(src, dst)
-    os.chmod(dst, 0o755)
-    for root, dirs, files in os.walk(dst):
-        for name in dirs + files:
-            os.chmod(os.path.join(root, name), 0o755)
 
 def test_backoff_matches_reference():
     assert [backoff_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 3.5, 7.5]
