@@ -115,6 +115,18 @@ def setup_logging(level: str = "info", stream: Optional[object] = None) -> None:
     root.setLevel(parse_level(level))
 
 
+def start_logging(level: str) -> bool:
+    """:func:`setup_logging` at ``level``; for a level logrus would refuse, log its error (at info level, the
+    reference's ``not a valid logrus Level: "x"``) and return False so the caller can quit as its binary does."""
+    try:
+        setup_logging(level)
+    except ValueError as e:
+        setup_logging("info")
+        logging.getLogger(__name__).error("%s", e)
+        return False
+    return True
+
+
 def exit_now(code: int = 0) -> None:
     """End a server that has already stopped and cleaned up: flush the logs and standard streams, then leave
     without the interpreter's teardown (about 0.1 s of CPU, which adds up when a cluster of processes stops)."""

@@ -17,7 +17,7 @@ from scootpy.client.cluster import (DEFAULT_APISERVERS, DEFAULT_WORKERS_LOCAL, C
                                    child_log_level, start_cluster)
 from scootpy.client.cmds import Cmds, CmdsError, exit_text
 from scootpy.flags import FlagSet
-from scootpy.logs import LEVELS, setup_logging
+from scootpy.logs import start_logging
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,8 @@ def run_setup(ns: SimpleNamespace, cmds: Cmds, offset: int) -> int:
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point."""
     ns = flagset().parse(sys.argv[1:] if argv is None else argv)
-    setup_logging("info")
-    if ns.log_level.lower() not in LEVELS:
-        log.error('not a valid logrus Level: "%s"', ns.log_level)
+    if not start_logging(ns.log_level):
         sys.exit(1)
-    logging.getLogger().setLevel(LEVELS[ns.log_level.lower()])
     try:
         offset = addrs.port_offset()
     except ValueError as e:

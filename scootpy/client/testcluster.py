@@ -19,7 +19,7 @@ from scootpy.client.cmds import Cmds, CmdsError
 from scootpy.client.cloudscoot import CloudScootClient
 from scootpy.client.jobhelpers import RPC_ERRORS
 from scootpy.flags import FlagSet
-from scootpy.logs import LEVELS, setup_logging
+from scootpy.logs import start_logging
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,8 @@ def harness_main(prog: str, harness: Harness, argv: Optional[List[str]] = None) 
     fs = FlagSet(prog)
     fs.string("log_level", "info", "Log everything at this level and above (error|info|debug)")
     ns = fs.parse(sys.argv[1:] if argv is None else argv)
-    setup_logging("info")
-    if ns.log_level.lower() not in LEVELS:
-        log.error('not a valid logrus Level: "%s"', ns.log_level)
+    if not start_logging(ns.log_level):
         sys.exit(1)
-    logging.getLogger().setLevel(LEVELS[ns.log_level.lower()])
     clusters: List[LocalTestCluster] = []
     signals.install()
     code = 0

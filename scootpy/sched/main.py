@@ -12,7 +12,7 @@ from typing import List, Optional  # noqa: E402
 import gevent  # noqa: E402
 
 from scootpy.flags import FlagSet  # noqa: E402
-from scootpy.logs import exit_now, setup_logging  # noqa: E402
+from scootpy.logs import exit_now, start_logging  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.sched.config import ConfigError, parse_config, resolve_config_text  # noqa: E402
 from scootpy.thriftrpc import parse_addr  # noqa: E402
@@ -45,11 +45,7 @@ def _fatal(message: str) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     fs = flagset()
     ns = fs.parse(sys.argv[1:] if argv is None else argv)
-    try:
-        setup_logging(ns.log_level)
-    except ValueError as e:
-        setup_logging("info")
-        log.error("%s", e)
+    if not start_logging(ns.log_level):
         return
     fs.log_ignored(ns)
     try:

@@ -28,7 +28,7 @@ import gevent.event  # noqa: E402
 from scootpy.admin import AdminServer  # noqa: E402
 from scootpy.flags import FlagSet  # noqa: E402
 from scootpy.idl import worker  # noqa: E402
-from scootpy.logs import exit_now, parse_level, setup_logging  # noqa: E402
+from scootpy.logs import exit_now, start_logging  # noqa: E402
 from scootpy.metrics import Registry  # noqa: E402
 from scootpy.netacl import ALLOW_FROM_HELP, parse_allow_from  # noqa: E402
 from scootpy.runs import RunState  # noqa: E402
@@ -210,13 +210,8 @@ def parse_args(argv: Optional[list] = None) -> Tuple[FlagSet, SimpleNamespace]:
 def main() -> None:
     """Console entry point of ``workerserver``."""
     fs, ns = parse_args()
-    try:
-        parse_level(ns.log_level)
-    except ValueError as e:
-        setup_logging("info")
-        log.error("%s", e)
+    if not start_logging(ns.log_level):
         return
-    setup_logging(ns.log_level)
     fs.log_ignored(ns)
     check_config(ns.config)
     install_child_watching()

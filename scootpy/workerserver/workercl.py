@@ -17,7 +17,7 @@ from scootpy.client.cobra import (CobraCommand, CobraError, CobraGroup, GoFlag, 
                                   print_command_error)
 from scootpy.flags import FlagSet
 from scootpy.idl import worker
-from scootpy.logs import parse_level, setup_logging
+from scootpy.logs import start_logging
 from scootpy.runs import RunCommand, RunStatus, run_status_from_thrift
 from scootpy.thriftrpc import ThriftClient, parse_addr
 from scootpy.workerserver.gotext import command_string, go_duration_ns, worker_status_string, run_status_string
@@ -149,13 +149,8 @@ def execute(argv: List[str]) -> int:
     ns = fs.parse(argv)
     rest, level = _strip_log_level(ns.args)
     level = level or ns.log_level
-    try:
-        parse_level(level)
-    except ValueError as e:
-        setup_logging("info")
-        log.error("%s", e)
+    if not start_logging(level):
         return 0
-    setup_logging(level)
     root = build()
     command = None
     try:
